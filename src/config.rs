@@ -1,0 +1,1 @@
+//! The operator's config file (placeholder until the config issue lands).

@@ -1,0 +1,985 @@
+//! The SIP message: parsed once into spans over one owned copy of the header section,
+//! edited in place, and serialized with every untouched line emitted byte for byte.
+
+use bytes::Bytes;
+
+use super::error::{ErrorKind, ParseError};
+use super::name::HeaderName;
+use super::Limits;
+
+/// Text that is either a span of the message's received header section or an owned
+/// string written by an edit. Spans keep parsing free of per-header allocations.
+#[derive(Clone, Debug)]
+enum Text {
+    Span(u32, u32),
+    Owned(Box<str>),
+}
+
+impl Text {
+    fn get<'a>(&'a self, head: &'a str) -> &'a str {
+        match self {
+            Text::Span(s, e) => head.get(*s as usize..*e as usize).unwrap_or(""),
+            Text::Owned(s) => s,
+        }
+    }
+
+    fn owned(s: &str) -> Text {
+        Text::Owned(s.into())
+    }
+}
+
+/// A SIP method. Method names are case-sensitive (RFC 3261 §7.1); anything that is
+/// a token but not a method sipveil knows is an `Extension`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    #[allow(missing_docs)]
+    Invite,
+    #[allow(missing_docs)]
+    Ack,
+    #[allow(missing_docs)]
+    Bye,
+    #[allow(missing_docs)]
+    Cancel,
+    #[allow(missing_docs)]
+    Options,
+    #[allow(missing_docs)]
+    Register,
+    #[allow(missing_docs)]
+    Prack,
+    #[allow(missing_docs)]
+    Update,
+    #[allow(missing_docs)]
+    Info,
+    #[allow(missing_docs)]
+    Message,
+    #[allow(missing_docs)]
+    Notify,
+    #[allow(missing_docs)]
+    Subscribe,
+    #[allow(missing_docs)]
+    Refer,
+    #[allow(missing_docs)]
+    Publish,
+    /// Any other token; kept so extension methods can be relayed or answered 501.
+    Extension(Box<str>),
+}
+
+impl Method {
+    /// Parses a method token; `None` when the text is not a token.
+    pub fn parse(s: &str) -> Option<Method> {
+        Some(match s {
+            "INVITE" => Method::Invite,
+            "ACK" => Method::Ack,
+            "BYE" => Method::Bye,
+            "CANCEL" => Method::Cancel,
+            "OPTIONS" => Method::Options,
+            "REGISTER" => Method::Register,
+            "PRACK" => Method::Prack,
+            "UPDATE" => Method::Update,
+            "INFO" => Method::Info,
+            "MESSAGE" => Method::Message,
+            "NOTIFY" => Method::Notify,
+            "SUBSCRIBE" => Method::Subscribe,
+            "REFER" => Method::Refer,
+            "PUBLISH" => Method::Publish,
+            other if !other.is_empty() && other.bytes().all(super::grammar::is_token_char) => {
+                Method::Extension(other.into())
+            }
+            _ => return None,
+        })
+    }
+
+    /// The method as written on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Invite => "INVITE",
+            Method::Ack => "ACK",
+            Method::Bye => "BYE",
+            Method::Cancel => "CANCEL",
+            Method::Options => "OPTIONS",
+            Method::Register => "REGISTER",
+            Method::Prack => "PRACK",
+            Method::Update => "UPDATE",
+            Method::Info => "INFO",
+            Method::Message => "MESSAGE",
+            Method::Notify => "NOTIFY",
+            Method::Subscribe => "SUBSCRIBE",
+            Method::Refer => "REFER",
+            Method::Publish => "PUBLISH",
+            Method::Extension(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Start {
+    Request {
+        method: Method,
+        uri: Text,
+        version: Text,
+    },
+    Response {
+        version: Text,
+        code: u16,
+        reason: Text,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct Header {
+    name: HeaderName,
+    name_text: Text,
+    value: Text,
+    /// The whole received line (folding included) while the header is untouched.
+    raw: Option<(u32, u32)>,
+}
+
+/// One header as seen by iteration: its classified name, its name as written and
+/// its value (unfolded, trimmed).
+#[derive(Clone, Copy, Debug)]
+pub struct HeaderRef<'a> {
+    /// Classified name (`Other` for extension headers).
+    pub name: HeaderName,
+    /// The name exactly as written (compact forms stay compact).
+    pub written_name: &'a str,
+    /// The value with surrounding whitespace removed and folding undone.
+    pub value: &'a str,
+}
+
+/// A parsed or built SIP request or response.
+#[derive(Clone, Debug)]
+pub struct SipMessage {
+    head: String,
+    start: Start,
+    start_raw: Option<(u32, u32)>,
+    headers: Vec<Header>,
+    body: Bytes,
+}
+
+/// Where the header section ends: (end of the last header line, start of the body).
+pub(crate) fn find_head_end(b: &[u8]) -> Option<(usize, usize)> {
+    let crlf = memchr::memmem::find(b, b"\n\r\n");
+    let scope = crlf.map_or(b, |p| b.get(..p + 1).unwrap_or(b));
+    let lf = memchr::memmem::find(scope, b"\n\n");
+    let (nl, body) = match (crlf, lf) {
+        (_, Some(p)) => (p, p + 2),
+        (Some(p), None) => (p, p + 3),
+        (None, None) => return None,
+    };
+    let end = if nl > 0 && b.get(nl - 1) == Some(&b'\r') {
+        nl - 1
+    } else {
+        nl
+    };
+    Some((end, body))
+}
+
+/// Skips CRLFs before the start line (RFC 3261 §7.5).
+fn skip_leading_crlf(b: &[u8]) -> usize {
+    b.iter()
+        .take_while(|c| **c == b'\r' || **c == b'\n')
+        .count()
+}
+
+fn span(base: &str, part: &str) -> (u32, u32) {
+    let start = (part.as_ptr() as usize).saturating_sub(base.as_ptr() as usize);
+    (start as u32, (start + part.len()) as u32)
+}
+
+fn is_wsp(c: u8) -> bool {
+    c == b' ' || c == b'\t'
+}
+
+fn parse_start(head: &str, line: &str) -> Result<Start, ParseError> {
+    let bad = |why: &str| ParseError::new(ErrorKind::StartLine, why.to_string());
+    if line.len() >= 4
+        && line
+            .as_bytes()
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+    {
+        let (version, rest) = line
+            .split_once(' ')
+            .ok_or_else(|| bad("status line without status code"))?;
+        if !super::grammar::is_version(version) {
+            return Err(bad("malformed SIP version in status line"));
+        }
+        let (code_s, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+        if code_s.len() != 3 || !code_s.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(bad("status code is not three digits"));
+        }
+        let code: u16 = code_s
+            .parse()
+            .map_err(|_| bad("status code is not a number"))?;
+        if !(100..=699).contains(&code) {
+            return Err(bad("status code out of range 100-699"));
+        }
+        let (vs, ve) = span(head, version);
+        let (rs, re) = span(head, reason);
+        return Ok(Start::Response {
+            version: Text::Span(vs, ve),
+            code,
+            reason: Text::Span(rs, re),
+        });
+    }
+    let (method_s, rest) = line
+        .split_once(' ')
+        .ok_or_else(|| bad("request line without request-URI"))?;
+    let method = Method::parse(method_s).ok_or_else(|| bad("method is not a token"))?;
+    let (uri, version) = rest
+        .rsplit_once(' ')
+        .ok_or_else(|| bad("request line without SIP version"))?;
+    if uri.is_empty() {
+        return Err(bad("empty request-URI"));
+    }
+    if uri.bytes().any(|c| c.is_ascii_whitespace()) {
+        return Err(bad("whitespace inside request-URI"));
+    }
+    if !super::grammar::is_version(version) {
+        return Err(bad("malformed SIP version in request line"));
+    }
+    let (us, ue) = span(head, uri);
+    let (vs, ve) = span(head, version);
+    Ok(Start::Request {
+        method,
+        uri: Text::Span(us, ue),
+        version: Text::Span(vs, ve),
+    })
+}
+
+/// A header line split into name and value, or why it cannot be.
+fn split_header_line(line: &str) -> Result<(&str, &str), &'static str> {
+    let colon = memchr::memchr(b':', line.as_bytes()).ok_or("header line without colon")?;
+    let name = line
+        .get(..colon)
+        .unwrap_or("")
+        .trim_end_matches([' ', '\t']);
+    if name.is_empty() {
+        return Err("header line with empty name");
+    }
+    if !name.bytes().all(super::grammar::is_token_char) {
+        return Err("header name is not a token");
+    }
+    let value = line
+        .get(colon + 1..)
+        .unwrap_or("")
+        .trim_matches([' ', '\t']);
+    Ok((name, value))
+}
+
+impl SipMessage {
+    /// Parses one datagram (RFC 3261 §18.3): bytes after the body that Content-Length
+    /// announces are discarded; a Content-Length beyond the datagram is an error.
+    pub fn parse(buf: &[u8]) -> Result<SipMessage, ParseError> {
+        Self::parse_datagram(buf, &Limits::default())
+    }
+
+    /// Parses one datagram under explicit limits.
+    pub fn parse_datagram(buf: &[u8], limits: &Limits) -> Result<SipMessage, ParseError> {
+        let skip = skip_leading_crlf(buf);
+        let buf = buf.get(skip..).unwrap_or(&[]);
+        if buf.is_empty() {
+            return Err(ParseError::new(ErrorKind::Empty, "empty message"));
+        }
+        let Some((head_end, body_start)) = find_head_end(buf) else {
+            if buf.len() > limits.max_message_size {
+                return Err(ParseError::new(ErrorKind::TooLarge, "message too large"));
+            }
+            return Err(ParseError::new(
+                ErrorKind::Incomplete,
+                "header section not terminated by an empty line",
+            ));
+        };
+        let mut msg = Self::parse_head(buf.get(..head_end).unwrap_or(&[]), limits)?;
+        let rest = buf.get(body_start..).unwrap_or(&[]);
+        let body_len = match msg.declared_content_length() {
+            Ok(Some(n)) => n,
+            Ok(None) => rest.len(),
+            Err(mut e) => {
+                e.partial = Some(Box::new(msg));
+                return Err(e);
+            }
+        };
+        if body_start.saturating_add(body_len) > limits.max_message_size {
+            let mut e = ParseError::new(ErrorKind::TooLarge, "message too large");
+            e.partial = Some(Box::new(msg));
+            return Err(e);
+        }
+        let Some(body) = rest.get(..body_len) else {
+            let mut e = ParseError::new(
+                ErrorKind::ContentLength,
+                "Content-Length larger than the body received",
+            );
+            e.partial = Some(Box::new(msg));
+            return Err(e);
+        };
+        msg.body = Bytes::copy_from_slice(body);
+        Ok(msg)
+    }
+
+    /// Parses the start line and header section (without the blank line). Used by the
+    /// datagram parser and the stream framer, which find the body themselves.
+    pub fn parse_head(head: &[u8], limits: &Limits) -> Result<SipMessage, ParseError> {
+        if head.len() > limits.max_message_size {
+            return Err(ParseError::new(
+                ErrorKind::TooLarge,
+                "header section too large",
+            ));
+        }
+        let head = std::str::from_utf8(head).map_err(|_| {
+            ParseError::new(ErrorKind::Encoding, "header section is not valid UTF-8")
+        })?;
+        let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+        let first = lines.next().unwrap_or("");
+        if first.len() > limits.max_header_line {
+            return Err(ParseError::new(ErrorKind::TooLarge, "start line too long"));
+        }
+        let start = parse_start(head, first)?;
+        let start_raw = Some(span(head, first));
+        let mut headers: Vec<Header> = Vec::with_capacity(24);
+        let mut first_error: Option<ParseError> = None;
+        let mut vias = 0usize;
+        let fail = |e: &mut Option<ParseError>, kind: ErrorKind, why: &str| {
+            if e.is_none() {
+                *e = Some(ParseError::new(kind, why.to_string()));
+            }
+        };
+        for line in lines {
+            if line.as_bytes().first().copied().is_some_and(is_wsp) {
+                // Folded continuation of the previous header (RFC 3261 §7.3.1).
+                let Some(prev) = headers.last_mut() else {
+                    fail(
+                        &mut first_error,
+                        ErrorKind::HeaderLine,
+                        "continuation line before any header",
+                    );
+                    continue;
+                };
+                let cont = line.trim_matches([' ', '\t']);
+                let (rs, _) = prev.raw.unwrap_or((0, 0));
+                let (_, le) = span(head, line);
+                if (le - rs) as usize > limits.max_header_line {
+                    fail(
+                        &mut first_error,
+                        ErrorKind::TooLarge,
+                        "header line too long",
+                    );
+                    continue;
+                }
+                prev.raw = Some((rs, le));
+                if !cont.is_empty() {
+                    let old = prev.value.get(head);
+                    let joined = if old.is_empty() {
+                        cont.to_string()
+                    } else {
+                        format!("{old} {cont}")
+                    };
+                    prev.value = Text::Owned(joined.into());
+                }
+                continue;
+            }
+            if line.len() > limits.max_header_line {
+                fail(
+                    &mut first_error,
+                    ErrorKind::TooLarge,
+                    "header line too long",
+                );
+                continue;
+            }
+            if headers.len() >= limits.max_headers {
+                fail(
+                    &mut first_error,
+                    ErrorKind::TooManyHeaders,
+                    "too many header lines",
+                );
+                break;
+            }
+            match split_header_line(line) {
+                Ok((name, value)) => {
+                    let kind = HeaderName::classify(name);
+                    if kind == HeaderName::Via {
+                        vias += super::grammar::split_list(value).count().max(1);
+                    }
+                    let (ns, ne) = span(head, name);
+                    let (vs, ve) = span(head, value);
+                    headers.push(Header {
+                        name: kind,
+                        name_text: Text::Span(ns, ne),
+                        value: Text::Span(vs, ve),
+                        raw: Some(span(head, line)),
+                    });
+                }
+                Err(why) => fail(&mut first_error, ErrorKind::HeaderLine, why),
+            }
+        }
+        if vias > limits.max_via && first_error.is_none() {
+            first_error = Some(ParseError::new(
+                ErrorKind::TooManyHeaders,
+                "too many Via values",
+            ));
+        }
+        let msg = SipMessage {
+            head: head.to_owned(),
+            start,
+            start_raw,
+            headers,
+            body: Bytes::new(),
+        };
+        match first_error {
+            Some(mut e) => {
+                e.partial = Some(Box::new(msg));
+                Err(e)
+            }
+            None => Ok(msg),
+        }
+    }
+
+    /// Content-Length as declared: `None` when absent; an error when it is not a
+    /// number or is repeated with different values.
+    pub fn declared_content_length(&self) -> Result<Option<usize>, ParseError> {
+        let mut found: Option<usize> = None;
+        for v in self.header_values_raw(HeaderName::ContentLength) {
+            let n = super::grammar::parse_u32(v).ok_or_else(|| {
+                ParseError::new(ErrorKind::ContentLength, "Content-Length is not a number")
+            })? as usize;
+            if found.is_some_and(|f| f != n) {
+                return Err(ParseError::new(
+                    ErrorKind::ContentLength,
+                    "conflicting Content-Length headers",
+                ));
+            }
+            found = Some(n);
+        }
+        Ok(found)
+    }
+
+    /// A new request with no headers and no body.
+    pub fn new_request(method: Method, uri: &str) -> SipMessage {
+        SipMessage {
+            head: String::new(),
+            start: Start::Request {
+                method,
+                uri: Text::owned(uri),
+                version: Text::owned("SIP/2.0"),
+            },
+            start_raw: None,
+            headers: Vec::with_capacity(16),
+            body: Bytes::new(),
+        }
+    }
+
+    /// A new response with no headers and no body.
+    pub fn new_response(code: u16, reason: &str) -> SipMessage {
+        SipMessage {
+            head: String::new(),
+            start: Start::Response {
+                version: Text::owned("SIP/2.0"),
+                code,
+                reason: Text::owned(reason),
+            },
+            start_raw: None,
+            headers: Vec::with_capacity(16),
+            body: Bytes::new(),
+        }
+    }
+
+    /// True for requests.
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, Start::Request { .. })
+    }
+
+    /// The request method, `None` for responses.
+    pub fn method(&self) -> Option<&Method> {
+        match &self.start {
+            Start::Request { method, .. } => Some(method),
+            Start::Response { .. } => None,
+        }
+    }
+
+    /// The request-URI as written, `None` for responses.
+    pub fn request_uri(&self) -> Option<&str> {
+        match &self.start {
+            Start::Request { uri, .. } => Some(uri.get(&self.head)),
+            Start::Response { .. } => None,
+        }
+    }
+
+    /// Replaces the request-URI (no effect on responses).
+    pub fn set_request_uri(&mut self, new_uri: &str) {
+        if let Start::Request { uri, .. } = &mut self.start {
+            *uri = Text::owned(new_uri);
+            self.start_raw = None;
+        }
+    }
+
+    /// The status code, `None` for requests.
+    pub fn status(&self) -> Option<u16> {
+        match &self.start {
+            Start::Response { code, .. } => Some(*code),
+            Start::Request { .. } => None,
+        }
+    }
+
+    /// The reason phrase exactly as received, `None` for requests.
+    pub fn reason(&self) -> Option<&str> {
+        match &self.start {
+            Start::Response { reason, .. } => Some(reason.get(&self.head)),
+            Start::Request { .. } => None,
+        }
+    }
+
+    /// Replaces status code and reason phrase (no effect on requests).
+    pub fn set_status(&mut self, new_code: u16, new_reason: &str) {
+        if let Start::Response { code, reason, .. } = &mut self.start {
+            *code = new_code;
+            *reason = Text::owned(new_reason);
+            self.start_raw = None;
+        }
+    }
+
+    /// The SIP version as written ("SIP/2.0").
+    pub fn version(&self) -> &str {
+        match &self.start {
+            Start::Request { version, .. } | Start::Response { version, .. } => {
+                version.get(&self.head)
+            }
+        }
+    }
+
+    /// Whether the version is SIP/2.0; anything else is answered 505 by the caller.
+    pub fn is_sip2(&self) -> bool {
+        self.version().eq_ignore_ascii_case("SIP/2.0")
+    }
+
+    /// The body as received or set.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// Sets the body and rewrites Content-Length to match it.
+    pub fn set_body(&mut self, body: Bytes) {
+        let len = body.len().to_string();
+        self.body = body;
+        self.replace(HeaderName::ContentLength, &len);
+    }
+
+    /// Sets the body without touching headers (the stream framer uses this).
+    pub(crate) fn attach_body(&mut self, body: Bytes) {
+        self.body = body;
+    }
+
+    fn header_ref<'a>(&'a self, h: &'a Header) -> HeaderRef<'a> {
+        let written_name = match (&h.name_text, h.name) {
+            (Text::Owned(s), _) => s,
+            (t, _) => t.get(&self.head),
+        };
+        HeaderRef {
+            name: h.name,
+            written_name,
+            value: h.value.get(&self.head),
+        }
+    }
+
+    /// Every header in order.
+    pub fn headers(&self) -> impl Iterator<Item = HeaderRef<'_>> + '_ {
+        self.headers.iter().map(move |h| self.header_ref(h))
+    }
+
+    /// Number of header lines.
+    pub fn header_count(&self) -> usize {
+        self.headers.len()
+    }
+
+    fn matches(&self, h: &Header, name: HeaderName, text: Option<&str>) -> bool {
+        h.name == name
+            && (name != HeaderName::Other
+                || text.is_some_and(|t| h.name_text.get(&self.head).eq_ignore_ascii_case(t)))
+    }
+
+    fn header_values_raw(&self, name: HeaderName) -> impl Iterator<Item = &str> + '_ {
+        self.headers
+            .iter()
+            .filter(move |h| h.name == name)
+            .map(move |h| h.value.get(&self.head))
+    }
+
+    /// The first line's value of a known header.
+    pub fn header(&self, name: HeaderName) -> Option<&str> {
+        self.header_values_raw(name).next()
+    }
+
+    /// Every line's value of a known header (not split at commas).
+    pub fn header_lines(&self, name: HeaderName) -> impl Iterator<Item = &str> + '_ {
+        self.header_values_raw(name)
+    }
+
+    /// Every value of a header, list headers split at commas outside quotes and
+    /// angle brackets (RFC 3261 §7.3.1).
+    pub fn header_values(&self, name: HeaderName) -> impl Iterator<Item = &str> + '_ {
+        let split = name.is_list();
+        self.header_values_raw(name).flat_map(move |v| {
+            let mut it = super::grammar::split_list(v);
+            let single = if split { None } else { Some(v) };
+            let mut once = single;
+            std::iter::from_fn(move || if split { it.next() } else { once.take() })
+        })
+    }
+
+    /// The first value of a header given by any name (full, compact, extension).
+    pub fn header_named(&self, name: &str) -> Option<&str> {
+        let kind = HeaderName::classify(name);
+        self.headers
+            .iter()
+            .find(|h| self.matches(h, kind, Some(name)))
+            .map(|h| h.value.get(&self.head))
+    }
+
+    /// Every line's value of a header given by any name.
+    pub fn header_lines_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let kind = HeaderName::classify(name);
+        self.headers
+            .iter()
+            .filter(move |h| self.matches(h, kind, Some(name)))
+            .map(move |h| h.value.get(&self.head))
+    }
+
+    /// Whether a header given by any name is present.
+    pub fn has_header_named(&self, name: &str) -> bool {
+        self.header_named(name).is_some()
+    }
+
+    fn new_header(name: HeaderName, written: &str, value: &str) -> Header {
+        Header {
+            name,
+            name_text: Text::owned(written),
+            value: Text::owned(value),
+            raw: None,
+        }
+    }
+
+    /// Appends a known header with its canonical name.
+    pub fn push(&mut self, name: HeaderName, value: &str) {
+        self.headers
+            .push(Self::new_header(name, name.as_str(), value));
+    }
+
+    /// Appends a header by any name (extension headers included).
+    pub fn push_named(&mut self, name: &str, value: &str) {
+        let kind = HeaderName::classify(name);
+        let written = if kind == HeaderName::Other {
+            name
+        } else {
+            kind.as_str()
+        };
+        self.headers.push(Self::new_header(kind, written, value));
+    }
+
+    /// Inserts a known header before every other header (a new top Via).
+    pub fn prepend(&mut self, name: HeaderName, value: &str) {
+        self.headers
+            .insert(0, Self::new_header(name, name.as_str(), value));
+    }
+
+    /// Removes every line of a known header; returns how many were removed.
+    pub fn remove(&mut self, name: HeaderName) -> usize {
+        let before = self.headers.len();
+        self.headers.retain(|h| h.name != name);
+        before - self.headers.len()
+    }
+
+    /// Removes every line of a header given by any name.
+    pub fn remove_named(&mut self, name: &str) -> usize {
+        let kind = HeaderName::classify(name);
+        let before = self.headers.len();
+        let head = &self.head;
+        self.headers.retain(|h| {
+            !(h.name == kind
+                && (kind != HeaderName::Other || h.name_text.get(head).eq_ignore_ascii_case(name)))
+        });
+        before - self.headers.len()
+    }
+
+    /// Removes the first value of a list header (the top Via of a response), keeping
+    /// any values that shared its line.
+    pub fn remove_first_value(&mut self, name: HeaderName) -> Option<String> {
+        let idx = self.headers.iter().position(|h| h.name == name)?;
+        let line = self.headers.get(idx)?.value.get(&self.head).to_string();
+        let mut parts = super::grammar::split_list(&line);
+        let first = parts.next().unwrap_or("").to_string();
+        let rest: Vec<&str> = parts.collect();
+        if rest.is_empty() {
+            self.headers.remove(idx);
+        } else if let Some(h) = self.headers.get_mut(idx) {
+            h.value = Text::Owned(rest.join(", ").into());
+            h.raw = None;
+        }
+        Some(first)
+    }
+
+    /// Keeps only headers for which `keep` returns true.
+    pub fn retain(&mut self, mut keep: impl FnMut(HeaderRef<'_>) -> bool) {
+        let head = &self.head;
+        self.headers.retain(|h| {
+            keep(HeaderRef {
+                name: h.name,
+                written_name: h.name_text.get(head),
+                value: h.value.get(head),
+            })
+        });
+    }
+
+    /// Sets a known header to one value: the first line is replaced in place, other
+    /// lines are removed; appended when absent.
+    pub fn replace(&mut self, name: HeaderName, value: &str) {
+        match self.headers.iter().position(|h| h.name == name) {
+            Some(idx) => {
+                if let Some(h) = self.headers.get_mut(idx) {
+                    h.value = Text::owned(value);
+                    h.raw = None;
+                }
+                let mut i = 0usize;
+                self.headers.retain(|h| {
+                    let keep = h.name != name || i == idx;
+                    i += 1;
+                    keep
+                });
+            }
+            None => self.push(name, value),
+        }
+    }
+
+    /// Sets a header given by any name to one value (see [`SipMessage::replace`]).
+    pub fn replace_named(&mut self, name: &str, value: &str) {
+        let kind = HeaderName::classify(name);
+        if kind != HeaderName::Other {
+            return self.replace(kind, value);
+        }
+        let head = &self.head;
+        let pos = self
+            .headers
+            .iter()
+            .position(|h| h.name == kind && h.name_text.get(head).eq_ignore_ascii_case(name));
+        match pos {
+            Some(idx) => {
+                self.remove_named_except(name, idx);
+                let last = self.headers.len().saturating_sub(1);
+                if let Some(h) = self.headers.get_mut(idx.min(last)) {
+                    h.value = Text::owned(value);
+                    h.raw = None;
+                }
+            }
+            None => self.push_named(name, value),
+        }
+    }
+
+    fn remove_named_except(&mut self, name: &str, keep_idx: usize) {
+        let head = &self.head;
+        let mut i = 0usize;
+        self.headers.retain(|h| {
+            let same =
+                h.name == HeaderName::Other && h.name_text.get(head).eq_ignore_ascii_case(name);
+            let keep = !same || i == keep_idx;
+            i += 1;
+            keep
+        });
+    }
+
+    /// Writes the message in wire form into `out`. Untouched lines are copied as
+    /// received; edited and new ones are written `Name: value`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        match (self.start_raw, &self.start) {
+            (Some((s, e)), _) => out.extend_from_slice(
+                self.head
+                    .get(s as usize..e as usize)
+                    .unwrap_or("")
+                    .as_bytes(),
+            ),
+            (
+                None,
+                Start::Request {
+                    method,
+                    uri,
+                    version,
+                },
+            ) => {
+                out.extend_from_slice(method.as_str().as_bytes());
+                out.push(b' ');
+                out.extend_from_slice(uri.get(&self.head).as_bytes());
+                out.push(b' ');
+                out.extend_from_slice(version.get(&self.head).as_bytes());
+            }
+            (
+                None,
+                Start::Response {
+                    version,
+                    code,
+                    reason,
+                },
+            ) => {
+                out.extend_from_slice(version.get(&self.head).as_bytes());
+                out.push(b' ');
+                let mut buf = itoa_u16(*code);
+                out.extend_from_slice(buf.as_mut_slice());
+                out.push(b' ');
+                out.extend_from_slice(reason.get(&self.head).as_bytes());
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+        for h in &self.headers {
+            match h.raw {
+                Some((s, e)) => out.extend_from_slice(
+                    self.head
+                        .get(s as usize..e as usize)
+                        .unwrap_or("")
+                        .as_bytes(),
+                ),
+                None => {
+                    out.extend_from_slice(h.name_text.get(&self.head).as_bytes());
+                    out.extend_from_slice(b": ");
+                    out.extend_from_slice(h.value.get(&self.head).as_bytes());
+                }
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
+    }
+
+    /// The message in wire form.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.head.len() + self.body.len() + 256);
+        self.write_to(&mut out);
+        out
+    }
+}
+
+fn itoa_u16(n: u16) -> [u8; 3] {
+    let n = n % 1000;
+    [
+        b'0' + (n / 100) as u8,
+        b'0' + (n / 10 % 10) as u8,
+        b'0' + (n % 10) as u8,
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVITE: &str = "INVITE sip:bob@example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK776asdhds\r\n\
+v : SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK1,\r\n SIP/2.0/TCP [2001:db8::1]:5070;branch=z9hG4bK2;rport\r\n\
+Max-Forwards: 70\r\n\
+To: Bob <sip:bob@example.com>\r\n\
+f: \"Alice, A.\" <sip:alice@example.com>;tag=1928301774\r\n\
+i: a84b4c76e66710@pc33.example.com\r\n\
+CSeq: 314159 INVITE\r\n\
+m: <sip:alice@10.0.0.1>\r\n\
+X-Custom:  keep  this \r\n\
+Content-Type: application/sdp\r\n\
+l: 4\r\n\r\nv=0\ntrailing-garbage";
+
+    #[test]
+    fn parses_and_reserializes_byte_for_byte() {
+        let m = SipMessage::parse(INVITE.as_bytes()).unwrap();
+        assert_eq!(m.method(), Some(&Method::Invite));
+        assert_eq!(m.request_uri(), Some("sip:bob@example.com"));
+        assert_eq!(m.call_id(), Some("a84b4c76e66710@pc33.example.com"));
+        assert_eq!(m.vias().count(), 3);
+        assert_eq!(m.vias().nth(2).unwrap().unwrap().port, Some(5070));
+        assert_eq!(
+            m.from_header().unwrap().display_name().unwrap(),
+            "Alice, A."
+        );
+        assert_eq!(m.header_named("x-custom"), Some("keep  this"));
+        assert_eq!(&m.body()[..], b"v=0\n");
+        let out = m.to_bytes();
+        let expected = INVITE.replace("trailing-garbage", "");
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+        m.validate().unwrap();
+    }
+
+    #[test]
+    fn reason_phrase_kept() {
+        let raw = "SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nContent-Length: 0\r\n\r\n";
+        let m = SipMessage::parse(raw.as_bytes()).unwrap();
+        assert_eq!(m.status(), Some(486));
+        assert_eq!(m.reason(), Some("Busy Here"));
+        assert_eq!(m.to_bytes(), raw.as_bytes());
+    }
+
+    #[test]
+    fn edits() {
+        let mut m = SipMessage::parse(INVITE.as_bytes()).unwrap();
+        m.set_request_uri("sip:bob@192.0.2.1:5090");
+        assert_eq!(m.remove(HeaderName::Via), 2);
+        m.prepend(HeaderName::Via, "SIP/2.0/UDP 192.0.2.2;branch=z9hG4bKnew");
+        m.replace(HeaderName::MaxForwards, "69");
+        m.push_named("X-New", "1");
+        m.remove_named("x-custom");
+        m.set_body(Bytes::from_static(b"hello"));
+        let s = String::from_utf8(m.to_bytes()).unwrap();
+        assert!(s.starts_with("INVITE sip:bob@192.0.2.1:5090 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bKnew\r\n"));
+        assert!(s.contains("Max-Forwards: 69\r\n"));
+        assert!(!s.contains("X-Custom"));
+        assert!(s.contains("l: 5\r\n") || s.contains("Content-Length: 5\r\n"));
+        assert!(s.ends_with("X-New: 1\r\n\r\nhello"));
+        let again = SipMessage::parse(s.as_bytes()).unwrap();
+        assert_eq!(&again.body()[..], b"hello");
+    }
+
+    #[test]
+    fn build_from_scratch() {
+        let mut m = SipMessage::new_response(180, "Ringing");
+        m.push(HeaderName::Via, "SIP/2.0/UDP h;branch=z9hG4bK1");
+        m.push(HeaderName::ContentLength, "0");
+        assert_eq!(
+            m.to_bytes(),
+            b"SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nContent-Length: 0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn content_length_rules() {
+        let short = "OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 10\r\n\r\nabc";
+        let e = SipMessage::parse(short.as_bytes()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ContentLength);
+        assert!(e.partial.is_some());
+        let dup = "OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 1\r\nl: 2\r\n\r\nab";
+        assert_eq!(
+            SipMessage::parse(dup.as_bytes()).unwrap_err().kind,
+            ErrorKind::ContentLength
+        );
+        let none = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\nabc";
+        assert_eq!(
+            &SipMessage::parse(none.as_bytes()).unwrap().body()[..],
+            b"abc"
+        );
+    }
+
+    #[test]
+    fn limits_and_errors() {
+        let big = format!(
+            "OPTIONS sip:a@b SIP/2.0\r\nX: {}\r\n\r\n",
+            "a".repeat(70_000)
+        );
+        assert_eq!(SipMessage::parse(big.as_bytes()).unwrap_err().status(), 413);
+        let e = SipMessage::parse(b"OPTIONS sip:a@b SIP/2.0\r\nNoColonHere\r\nCall-ID: x\r\n\r\n")
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::HeaderLine);
+        assert_eq!(e.partial.unwrap().call_id(), Some("x"));
+        let v = SipMessage::parse(b"OPTIONS sip:a@b SIP/7.0\r\n\r\n").unwrap();
+        assert!(!v.is_sip2());
+        assert!(SipMessage::parse(b"OPTIONS  sip:a@b SIP/2.0\r\n\r\n").is_err());
+        assert!(SipMessage::parse(b"").is_err());
+        assert!(SipMessage::parse(b"\xff\xfe\r\n\r\n").is_err());
+        let ext = SipMessage::parse(b"NEWMETHOD sip:a@b SIP/2.0\r\n\r\n").unwrap();
+        assert_eq!(ext.method(), Some(&Method::Extension("NEWMETHOD".into())));
+    }
+}
