@@ -7,6 +7,7 @@ pub mod grammar;
 pub mod headers;
 pub mod message;
 pub mod name;
+pub mod response;
 pub mod uri;
 
 pub use error::{ErrorKind, ParseError};
