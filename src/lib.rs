@@ -1,7 +1,13 @@
 //! sipveil: a SIP Session Border Controller built as a back-to-back user agent.
 //!
 //! The crate is split by concern, following DESIGN.md: `sip` is the message layer
-//! everything else stands on; `config` is the operator contract's config file.
+//! everything else stands on; `transaction` and `dialog` are the sans-IO core;
+//! `transport`, `store` and `runtime` are the shell that owns sockets, disk and time.
 
 pub mod config;
+pub mod dialog;
+pub mod runtime;
 pub mod sip;
+pub mod store;
+pub mod transaction;
+pub mod transport;

@@ -1,0 +1,68 @@
+//! What the dialog core knows of each interface: the address it advertises and the
+//! ports it listens on. Everything sipveil writes about itself comes from here.
+
+use std::net::SocketAddr;
+
+use crate::transaction::Transport;
+
+/// One interface as the core uses it.
+#[derive(Clone, Debug)]
+pub struct IfaceInfo {
+    /// Config name.
+    pub name: String,
+    /// Host written into Via, Contact, From/To (IPv6 bracketed).
+    pub advertise: String,
+    /// UDP listen address.
+    pub udp: Option<SocketAddr>,
+    /// TCP listen address.
+    pub tcp: Option<SocketAddr>,
+    /// Whether identity headers from here are believed.
+    pub trusted: bool,
+}
+
+impl IfaceInfo {
+    /// The port sipveil listens on for `t`, falling back to the other transport's.
+    pub fn port(&self, t: Transport) -> u16 {
+        let primary = match t {
+            Transport::Udp => self.udp,
+            Transport::Tcp => self.tcp,
+        };
+        primary.or(self.udp).or(self.tcp).map(|a| a.port()).unwrap_or(5060)
+    }
+
+    /// Whether the interface can send over `t`.
+    pub fn has(&self, t: Transport) -> bool {
+        match t {
+            Transport::Udp => self.udp.is_some(),
+            Transport::Tcp => self.tcp.is_some(),
+        }
+    }
+
+    /// A Via value for a request leaving this interface.
+    pub fn via(&self, t: Transport, branch: &str) -> String {
+        let tok = match t {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        };
+        format!("SIP/2.0/{tok} {}:{};branch={branch};rport", self.advertise, self.port(t))
+    }
+
+    /// Our Contact on this interface.
+    pub fn contact(&self, t: Transport) -> String {
+        match t {
+            Transport::Udp => format!("<sip:{}:{}>", self.advertise, self.port(t)),
+            Transport::Tcp => format!("<sip:{}:{};transport=tcp>", self.advertise, self.port(t)),
+        }
+    }
+
+    /// Whether a host (as written in a URI) names this interface.
+    pub fn is_own_host(&self, host: &str, port: Option<u16>) -> bool {
+        let host_matches = host.eq_ignore_ascii_case(&self.advertise)
+            || [self.udp, self.tcp]
+                .iter()
+                .flatten()
+                .any(|a| host.trim_matches(['[', ']']) == a.ip().to_string());
+        let port_matches = port.is_none_or(|p| [self.udp, self.tcp].iter().flatten().any(|a| a.port() == p));
+        host_matches && port_matches
+    }
+}

@@ -1,0 +1,15 @@
+//! The B2BUA core: every call is two independent legs, and every message on one leg
+//! becomes a new message on the other built from that leg's own state. Sans-IO:
+//! the engine takes parsed messages and the time, and returns outputs (bytes to
+//! send, records to persist) for the shell to carry out.
+
+pub mod crossing;
+mod engine;
+pub mod iface;
+pub mod leg;
+mod record;
+
+pub use engine::{Engine, EngineConfig, NextHop, Output, Route};
+pub use iface::IfaceInfo;
+pub use leg::{Leg, Side};
+pub use record::CallRecord;

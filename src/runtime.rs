@@ -1,0 +1,197 @@
+//! The tokio shell around the sans-IO core: owns sockets, clock and store, feeds
+//! parsed messages and timer ticks to the engine, and carries out its outputs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::dialog::{CallRecord, Engine, EngineConfig, Output};
+use crate::sip::Limits;
+use crate::store::{SledStore, Store};
+use crate::transport::{Inbound, ListenSpec, Sender};
+
+/// Everything the shell needs to start.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// The core's configuration.
+    pub engine: EngineConfig,
+    /// Listen addresses per interface (same order as `engine.ifaces`).
+    pub listen: Vec<ListenSpec>,
+    /// Parser limits.
+    pub limits: Limits,
+    /// Where the sled store lives.
+    pub data_dir: PathBuf,
+}
+
+/// Runs the SBC until SIGINT or SIGTERM.
+pub fn run(rc: RuntimeConfig) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(serve(rc))
+}
+
+fn load_calls(store: &dyn Store) -> Vec<CallRecord> {
+    match store.scan("call/") {
+        Ok(items) => items
+            .into_iter()
+            .filter_map(|(k, v)| match serde_json::from_slice::<CallRecord>(&v) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(key = %k, "unreadable call record skipped: {e}");
+                    None
+                }
+            })
+            .collect(),
+        Err(e) => {
+            tracing::error!("cannot read calls from the store: {e}");
+            Vec::new()
+        }
+    }
+}
+
+/// Applies store writes off the core task; flushes at most every 100 ms so an
+/// established call is durable well within 2 s of its answer.
+fn store_writer(store: Arc<SledStore>, rx: std::sync::mpsc::Receiver<Output>) {
+    let mut last_flush = Instant::now();
+    let mut dirty = false;
+    loop {
+        let item = if dirty {
+            rx.recv_timeout(Duration::from_millis(100))
+        } else {
+            rx.recv().map_err(|_| std::sync::mpsc::RecvTimeoutError::Disconnected)
+        };
+        match item {
+            Ok(Output::Persist { key, value }) => {
+                if let Err(e) = store.put(&key, &value) {
+                    tracing::error!(%key, "store write failed: {e}");
+                }
+                dirty = true;
+            }
+            Ok(Output::Forget { key }) => {
+                if let Err(e) = store.delete(&key) {
+                    tracing::error!(%key, "store delete failed: {e}");
+                }
+                dirty = true;
+            }
+            Ok(Output::Send { .. }) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = store.flush();
+                return;
+            }
+        }
+        if dirty && last_flush.elapsed() >= Duration::from_millis(100) {
+            if let Err(e) = store.flush() {
+                tracing::error!("store flush failed: {e}");
+            }
+            last_flush = Instant::now();
+            dirty = false;
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+        match term {
+            Ok(mut t) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = t.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
+    let store = Arc::new(SledStore::open(&rc.data_dir)?);
+    let records = load_calls(store.as_ref());
+    let (tx, mut rx) = mpsc::channel::<Inbound>(16 * 1024);
+    let sender = Sender::start(&rc.listen, rc.limits, tx).await?;
+    for (i, f) in rc.engine.ifaces.iter().enumerate() {
+        let spec = rc.listen.get(i);
+        tracing::info!(
+            interface = %f.name,
+            udp = ?spec.and_then(|s| s.udp),
+            tcp = ?spec.and_then(|s| s.tcp),
+            advertise = %f.advertise,
+            "listening"
+        );
+    }
+    let mut engine = Engine::new(rc.engine);
+    if !records.is_empty() {
+        tracing::info!(calls = records.len(), "restored established calls from the store");
+    }
+    engine.restore(records);
+    let (store_tx, store_rx) = std::sync::mpsc::channel::<Output>();
+    let writer_store = store.clone();
+    let writer = std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || store_writer(writer_store, store_rx))?;
+    let mut outs: Vec<Output> = Vec::with_capacity(64);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let deadline = engine
+            .next_deadline()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        tokio::select! {
+            ev = rx.recv() => {
+                let Some(ev) = ev else { break };
+                let now = Instant::now();
+                handle(&mut engine, ev, now);
+                // Take what else is queued before polling timers and flushing outputs.
+                for _ in 0..256 {
+                    match rx.try_recv() {
+                        Ok(ev) => handle(&mut engine, ev, now),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {}
+            _ = &mut shutdown => {
+                tracing::info!("shutting down");
+                break;
+            }
+        }
+        engine.poll(Instant::now());
+        engine.drain_outputs_into(&mut outs);
+        for o in outs.drain(..) {
+            match o {
+                Output::Send { peer, data } => sender.send(&peer, data),
+                other => {
+                    let _ = store_tx.send(other);
+                }
+            }
+        }
+    }
+    drop(store_tx);
+    let _ = writer.join();
+    store.flush()?;
+    Ok(())
+}
+
+fn handle(engine: &mut Engine, ev: Inbound, now: Instant) {
+    match ev {
+        Inbound::Message { msg, peer } => {
+            if tracing::enabled!(tracing::Level::TRACE) {
+                tracing::trace!(from = %peer.addr, "recv:\n{}", String::from_utf8_lossy(&msg.to_bytes()));
+            }
+            engine.on_message(msg, peer, now)
+        }
+        Inbound::Malformed { err, peer } => engine.on_malformed(err, peer),
+    }
+}
