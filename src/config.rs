@@ -23,7 +23,7 @@ use crate::sip;
 // ---------------------------------------------------------------------------
 
 /// The whole validated config; what `sipveil run` hands to the runtime.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// The file this was loaded from, kept so a reload (SIGHUP) can read it again.
     pub path: Option<PathBuf>,
