@@ -1,1 +1,157 @@
-fn main() {}
+//! The `sipveil` command line: the operator contract of DESIGN.md (`run`, `check`,
+//! `subscriber add|list|remove`), each taking `--config FILE`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sipveil::config::Config;
+use tracing_subscriber::EnvFilter;
+
+/// sipveil: a SIP Session Border Controller (topology-hiding B2BUA).
+#[derive(Parser, Debug)]
+#[command(name = "sipveil", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the SBC in the foreground.
+    Run {
+        /// The TOML config file.
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate the config (and, later, the policy files); exit 0 when valid, 1 when not.
+    Check {
+        /// The TOML config file.
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Manage the registrar's subscribers (digest credentials).
+    Subscriber {
+        #[command(subcommand)]
+        action: SubscriberCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SubscriberCommand {
+    /// Add a subscriber, or change its password.
+    Add {
+        /// The subscriber's address of record, USER@DOMAIN.
+        aor: String,
+        /// The password (stored only as HA1 hashes).
+        #[arg(long)]
+        password: String,
+        /// The TOML config file (its data_dir holds the store).
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// List subscribers, one USER@DOMAIN per line.
+    List {
+        /// The TOML config file (its data_dir holds the store).
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Remove a subscriber.
+    Remove {
+        /// The subscriber's address of record, USER@DOMAIN.
+        aor: String,
+        /// The TOML config file (its data_dir holds the store).
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Check { config } => match Config::load(&config) {
+            Ok(cfg) => {
+                warn_missing_policy_dir(&cfg);
+                println!("{}: OK: {}", config.display(), cfg.summary());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        Command::Run { config } => {
+            let cfg = match Config::load(&config) {
+                Ok(cfg) => cfg,
+                Err(e) => return fail(&e),
+            };
+            warn_missing_policy_dir(&cfg);
+            if let Err(e) = cfg.ensure_data_dir() {
+                eprintln!(
+                    "error: cannot create data_dir {}: {e}",
+                    cfg.node.data_dir.display()
+                );
+                return ExitCode::FAILURE;
+            }
+            match run(cfg) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Subscriber { action } => subscriber(action),
+    }
+}
+
+/// Subscriber management; issue 4 replaces this with the store (or the running
+/// process's admin endpoint). Exit 2 tells scripts that nothing was changed.
+fn subscriber(action: SubscriberCommand) -> ExitCode {
+    let what = match &action {
+        SubscriberCommand::Add { aor, .. } => format!("add {aor}"),
+        SubscriberCommand::List { .. } => "list".to_string(),
+        SubscriberCommand::Remove { aor, .. } => format!("remove {aor}"),
+    };
+    eprintln!("sipveil subscriber {what}: not implemented yet (issue 4)");
+    ExitCode::from(2)
+}
+
+/// Prints a config error, one `file:line: message` per line, and gives exit code 1.
+fn fail(e: &sipveil::config::ConfigError) -> ExitCode {
+    for line in e.to_string().lines() {
+        eprintln!("error: {line}");
+    }
+    ExitCode::FAILURE
+}
+
+/// Logs to stderr, filtered by RUST_LOG (default `info`).
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// A typo in `[policy] dir` would silently leave only the built-in defaults active,
+/// so say so.
+fn warn_missing_policy_dir(cfg: &Config) {
+    let dir: &Path = &cfg.policy.dir;
+    if !dir.is_dir() {
+        tracing::warn!(
+            "policy dir {} does not exist; built-in defaults only",
+            dir.display()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// RUNTIME ENTRY POINT — replace this function with the real runtime.
+// It receives a validated config whose data_dir already exists; returning Ok
+// exits 0, returning Err prints the error and exits 1.
+// ---------------------------------------------------------------------------
+fn run(cfg: Config) -> anyhow::Result<()> {
+    tracing::info!("config loaded: {}", cfg.summary());
+    println!("sipveil: config valid: {}", cfg.summary());
+    println!("sipveil: call handling is not implemented yet (it comes next); exiting");
+    Ok(())
+}
