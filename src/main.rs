@@ -145,13 +145,12 @@ fn warn_missing_policy_dir(cfg: &Config) {
 }
 
 // ---------------------------------------------------------------------------
-// RUNTIME ENTRY POINT — replace this function with the real runtime.
+// Runtime entry point.
 // It receives a validated config whose data_dir already exists; returning Ok
 // exits 0, returning Err prints the error and exits 1.
 // ---------------------------------------------------------------------------
 fn run(cfg: Config) -> anyhow::Result<()> {
     tracing::info!("config loaded: {}", cfg.summary());
-    println!("sipveil: config valid: {}", cfg.summary());
-    println!("sipveil: call handling is not implemented yet (it comes next); exiting");
-    Ok(())
+    let rc = sipveil::runtime::from_config(&cfg)?;
+    sipveil::runtime::run(rc)
 }

@@ -195,3 +195,78 @@ fn handle(engine: &mut Engine, ev: Inbound, now: Instant) {
         Inbound::Malformed { err, peer } => engine.on_malformed(err, peer),
     }
 }
+
+/// Builds the shell's configuration from the operator's config: interface
+/// indexes, resolved next hops, timer values.
+pub fn from_config(cfg: &crate::config::Config) -> anyhow::Result<RuntimeConfig> {
+    use crate::config::{RouteTarget, Transport as CfgTransport};
+    use crate::dialog::{IfaceInfo, NextHop, Route};
+    use crate::transaction::{TimerConfig, Transport};
+    use std::net::ToSocketAddrs;
+
+    let ifaces: Vec<IfaceInfo> = cfg
+        .interfaces
+        .iter()
+        .map(|i| IfaceInfo {
+            name: i.name.clone(),
+            advertise: i.advertised_host(),
+            udp: i.udp,
+            tcp: i.tcp,
+            trusted: i.trusted,
+        })
+        .collect();
+    let listen = cfg
+        .interfaces
+        .iter()
+        .map(|i| ListenSpec { udp: i.udp, tcp: i.tcp })
+        .collect();
+    let mut routes = Vec::new();
+    for r in &cfg.routes {
+        let from = cfg
+            .interface_index(&r.from)
+            .ok_or_else(|| anyhow::anyhow!("route from unknown interface {}", r.from))?;
+        let egress = cfg
+            .interface_index(&r.egress)
+            .ok_or_else(|| anyhow::anyhow!("route egress unknown interface {}", r.egress))?;
+        let next_hop = match &r.to {
+            RouteTarget::Registrar => None,
+            RouteTarget::NextHop(h) => {
+                let addr = match h.socket_addr() {
+                    Some(a) => a,
+                    None => (h.host.to_string().as_str(), h.port)
+                        .to_socket_addrs()
+                        .ok()
+                        .and_then(|mut a| a.next())
+                        .ok_or_else(|| anyhow::anyhow!("cannot resolve route next hop {}", h.uri))?,
+                };
+                Some(NextHop {
+                    addr,
+                    host: h.host.to_string(),
+                    port: h.port,
+                    transport: match h.transport {
+                        CfgTransport::Udp => Transport::Udp,
+                        CfgTransport::Tcp => Transport::Tcp,
+                    },
+                })
+            }
+        };
+        routes.push(Route { from, next_hop, egress });
+    }
+    Ok(RuntimeConfig {
+        engine: EngineConfig {
+            ifaces,
+            routes,
+            ring_timeout: cfg.timers.ring_timeout,
+            timers: TimerConfig {
+                t1: cfg.timers.t1,
+                t2: cfg.timers.t2,
+                t4: cfg.timers.t4,
+                ..TimerConfig::default()
+            },
+            max_calls: 100_000,
+        },
+        listen,
+        limits: cfg.limits,
+        data_dir: cfg.node.data_dir.clone(),
+    })
+}

@@ -119,17 +119,3 @@ fn subscriber_commands_say_not_implemented() {
     assert!(stderr(&out).contains("not implemented yet (issue 4)"));
 }
 
-// Delete this test when `run` starts the real runtime: it checks the placeholder
-// behaviour (validate, create data_dir, print, exit 0).
-#[test]
-fn run_placeholder_validates_and_exits_zero() {
-    let dir = scratch("run");
-    let config = Path::new(ROOT).join("deploy/sipveil.toml");
-    let out = sipveil(
-        &["run", "--config", config.to_str().expect("utf-8 path")],
-        &dir,
-    );
-    assert!(out.status.success(), "run failed: {}", stderr(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("not implemented yet"));
-    assert!(dir.join("data").is_dir(), "data_dir was not created");
-}

@@ -182,6 +182,8 @@ pub struct Engine {
     tags: HashMap<String, u64>,
     server_calls: HashMap<ServerTxId, u64>,
     clients: HashMap<ClientTxId, ClientRole>,
+    /// Requests of server transactions not yet answered finally (to build answers).
+    server_reqs: HashMap<ServerTxId, SipMessage>,
     ring_timers: BTreeMap<(Instant, u64), ()>,
     out: Vec<Output>,
 }
@@ -233,15 +235,16 @@ fn record_routes(msg: &SipMessage) -> Vec<String> {
 /// when it names an IP literal, else the peer the dialog was set up with.
 fn dialog_peer(leg: &Leg) -> Peer {
     let mut peer = leg.peer.to_peer();
-    let first = leg.route_set.first().cloned();
-    let target = match first {
-        Some(r) => NameAddr::parse(&r).ok().map(|n| (n.uri.host, n.uri.port, n.uri.transport().map(str::to_string))),
+    let target = match leg.route_set.first() {
+        Some(r) => NameAddr::parse(r)
+            .ok()
+            .map(|n| (n.uri.host.ip(), n.uri.port, n.uri.transport().map(str::to_string))),
         None => Uri::parse(&leg.remote_target)
             .ok()
-            .map(|u| (u.host, u.port, u.transport().map(str::to_string))),
+            .map(|u| (u.host.ip(), u.port, u.transport().map(str::to_string))),
     };
     if let Some((host, port, transport)) = target {
-        if let Some(ip) = host.ip() {
+        if let Some(ip) = host {
             let tcp = transport.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("tcp")) || peer.transport == Transport::Tcp;
             // Only leave the peer's own connection when the target really differs.
             let addr = SocketAddr::new(ip, port.unwrap_or(5060));
@@ -351,6 +354,7 @@ impl Engine {
             tags: HashMap::new(),
             server_calls: HashMap::new(),
             clients: HashMap::new(),
+            server_reqs: HashMap::new(),
             ring_timers: BTreeMap::new(),
             out: Vec::with_capacity(16),
         }
@@ -499,8 +503,10 @@ impl Engine {
             }
             for a in actions {
                 match a {
-                    Action::Send { peer, data } => self.out.push(Output::Send { peer, data }),
-                    Action::ClientTimeout { id } => self.client_timeout(id, now),
+                    Action::Send { peer, data, .. } => self.out.push(Output::Send { peer, data }),
+                    Action::ClientTimeout { id } | Action::ClientTransportError { id } => {
+                        self.client_timeout(id, now)
+                    }
                     Action::ServerNoAck { id } => self.server_no_ack(id, now),
                     _ => {}
                 }
@@ -511,6 +517,7 @@ impl Engine {
     fn dispatch(&mut self, incoming: Incoming, peer: &Peer, now: Instant) {
         match incoming {
             Incoming::NewRequest { id, msg } => {
+                self.server_reqs.insert(id, msg.clone());
                 let to_tag = msg.to_header().ok().and_then(|t| t.tag().map(str::to_string));
                 match to_tag {
                     Some(tag) => self.in_dialog(id, msg, &tag, now),
@@ -520,29 +527,79 @@ impl Engine {
             Incoming::Cancel { id, invite, msg } => self.on_cancel(id, invite, &msg, now),
             Incoming::AckFor2xx { msg, .. } => self.on_ack(&msg),
             Incoming::Response { id, msg, retransmission } => self.on_response(id, msg, retransmission, now),
-            _ => {}
+            Incoming::Invalid { msg, reason } => {
+                if msg.is_request() && msg.method() != Some(&Method::Ack) && msg.top_via().is_ok() {
+                    let r = msg.make_response(400, reason);
+                    self.send_stateless(&msg, r, peer);
+                }
+            }
+            Incoming::Overloaded(msg) => {
+                if msg.method() != Some(&Method::Ack) {
+                    let mut r = msg.make_response(503, "Service Unavailable (overload)");
+                    r.push(HeaderName::RetryAfter, "5");
+                    self.send_stateless(&msg, r, peer);
+                }
+            }
+            Incoming::Stray(msg) => {
+                if msg.status().is_some_and(|c| (200..300).contains(&c))
+                    && msg.cseq().is_ok_and(|c| c.method == Method::Invite)
+                {
+                    self.stray_2xx(&msg, now);
+                }
+            }
+            Incoming::Retransmission | Incoming::AckAbsorbed => {}
+        }
+    }
+
+    fn server_req(&self, id: ServerTxId) -> Option<&SipMessage> {
+        self.server_reqs.get(&id)
+    }
+
+    /// Answers a server transaction; a final answer releases its stored request.
+    fn respond(&mut self, id: ServerTxId, resp: SipMessage, now: Instant) {
+        if resp.status().unwrap_or(0) >= 200 {
+            self.server_reqs.remove(&id);
+        }
+        if let Err(e) = self.tl.respond(id, &resp, now) {
+            tracing::debug!("response not sent: {e}");
+        }
+    }
+
+    /// Starts a client transaction; a refusal (layer full) is reported as the
+    /// transport error it amounts to.
+    fn send(&mut self, req: SipMessage, peer: Peer, role: ClientRole, now: Instant) -> Option<ClientTxId> {
+        match self.tl.send_request(req, peer, now) {
+            Ok(id) => {
+                self.clients.insert(id, role);
+                Some(id)
+            }
+            Err(e) => {
+                tracing::warn!("request not sent: {e}");
+                self.client_failed(role, now);
+                None
+            }
         }
     }
 
     fn reply(&mut self, id: ServerTxId, code: u16, reason: &str, now: Instant) {
-        let Some(req) = self.tl.server_request(id) else { return };
+        let Some(req) = self.server_req(id) else { return };
         let mut r = req.make_response(code, reason);
         if code > 100 {
             r.set_to_tag(&new_tag());
         }
         r.push(HeaderName::Server, PRODUCT);
-        self.tl.respond(id, r, now);
+        self.respond(id, r, now);
     }
 
     fn reply_with(&mut self, id: ServerTxId, code: u16, reason: &str, extra: &[(HeaderName, &str)], now: Instant) {
-        let Some(req) = self.tl.server_request(id) else { return };
+        let Some(req) = self.server_req(id) else { return };
         let mut r = req.make_response(code, reason);
         r.set_to_tag(&new_tag());
         for (n, v) in extra {
             r.push(*n, v);
         }
         r.push(HeaderName::Server, PRODUCT);
-        self.tl.respond(id, r, now);
+        self.respond(id, r, now);
     }
 
     // ----- out-of-dialog requests -----
@@ -648,15 +705,16 @@ impl Engine {
         copy_across(&msg, &mut req);
         let a_tag = new_tag();
         if method != Method::Invite {
-            let cid = self.tl.send_request(req, b_peer, now);
-            self.clients.insert(
-                cid,
+            self.send(
+                req,
+                b_peer,
                 ClientRole::Standalone {
                     server: id,
                     a_tag,
                     a_iface: iface,
                     a_transport: peer.transport,
                 },
+                now,
             );
             return;
         }
@@ -683,8 +741,6 @@ impl Engine {
         tracing::info!(call = %uuid, %caller, %callee, ingress = %self.iface_name(iface), egress = %egress.name, "call start");
         self.tags.insert(a_tag, call_no);
         self.tags.insert(b.local_tag.clone(), call_no);
-        let cid = self.tl.send_request(req, b_peer, now);
-        self.clients.insert(cid, ClientRole::InitialInvite { call: call_no });
         self.server_calls.insert(id, call_no);
         self.ring_timers.insert((now + self.cfg.ring_timeout, call_no), ());
         self.calls.insert(
@@ -695,7 +751,7 @@ impl Engine {
                 b,
                 state: State::Setup,
                 a_invite: Some(id),
-                b_invite: Some(cid),
+                b_invite: None,
                 forks: Vec::new(),
                 a_final_sent: false,
                 b_provisional: false,
@@ -708,6 +764,10 @@ impl Engine {
                 callee,
             },
         );
+        let cid = self.send(req, b_peer, ClientRole::InitialInvite { call: call_no }, now);
+        if let Some(c) = self.calls.get_mut(&call_no) {
+            c.b_invite = cid;
+        }
     }
 
     fn iface_name(&self, i: usize) -> String {
@@ -731,7 +791,7 @@ impl Engine {
                 if code <= 100 {
                     return;
                 }
-                let Some(req) = self.tl.server_request(server) else { return };
+                let Some(req) = self.server_req(server) else { return };
                 let mut r = req.make_response(code, msg.reason().unwrap_or(""));
                 r.set_to_tag(&a_tag);
                 if (200..300).contains(&code) && msg.contacts().next().is_some() {
@@ -741,7 +801,7 @@ impl Engine {
                 }
                 r.push(HeaderName::Server, PRODUCT);
                 copy_across(&msg, &mut r);
-                self.tl.respond(server, r, now);
+                self.respond(server, r, now);
             }
             ClientRole::Own => {}
         }
@@ -852,7 +912,7 @@ impl Engine {
     fn answer_a(&mut self, call_no: u64, msg: &SipMessage, a_tag: &str, now: Instant) {
         let Some(call) = self.calls.get(&call_no) else { return };
         let Some(inv) = call.a_invite else { return };
-        let Some(req) = self.tl.server_request(inv) else { return };
+        let Some(req) = self.server_req(inv) else { return };
         let code = msg.status().unwrap_or(500);
         let mut r = req.make_response(code, msg.reason().unwrap_or(""));
         r.set_to_tag(a_tag);
@@ -863,7 +923,7 @@ impl Engine {
         }
         r.push(HeaderName::Server, PRODUCT);
         copy_across(msg, &mut r);
-        self.tl.respond(inv, r, now);
+        self.respond(inv, r, now);
     }
 
     /// ACK and BYE for a 2xx nobody wants (a second fork, or after a cancel).
@@ -890,6 +950,23 @@ impl Engine {
         tracing::debug!("2xx for an unknown call ignored");
     }
 
+    /// A 2xx to an INVITE whose client transaction is gone: re-send our ACK when it
+    /// belongs to an established call, otherwise ACK and BYE it.
+    fn stray_2xx(&mut self, msg: &SipMessage, now: Instant) {
+        let from_tag = msg.from_header().ok().and_then(|f| f.tag().map(str::to_string));
+        let to_tag = msg.to_header().ok().and_then(|t| t.tag().map(str::to_string));
+        let call = from_tag.and_then(|t| self.tags.get(&t)).and_then(|c| self.calls.get(c));
+        if let Some(call) = call {
+            if to_tag.as_deref() == Some(call.b.remote_tag.as_str()) {
+                if let Some((peer, data, _)) = call.last_ack[1].clone() {
+                    self.out.push(Output::Send { peer, data });
+                }
+                return;
+            }
+        }
+        self.late_2xx_cleanup(msg, now);
+    }
+
     fn ack_and_bye(&mut self, mut leg: Leg, invite_cseq: u32, now: Instant) {
         let Some(iface) = self.cfg.ifaces.get(leg.iface).cloned() else { return };
         let ack = leg.request(Method::Ack, Some(invite_cseq), &iface, 70);
@@ -901,32 +978,16 @@ impl Engine {
         leg.local_cseq = leg.local_cseq.max(invite_cseq);
         let mut bye = leg.request(Method::Bye, None, &iface, 70);
         bye.push(HeaderName::Reason, "SIP;cause=200;text=\"Call completed elsewhere\"");
-        let cid = self.tl.send_request(bye, peer, now);
-        self.clients.insert(cid, ClientRole::Own);
+        self.send(bye, peer, ClientRole::Own, now);
     }
 
     fn send_cancel(&mut self, inv: ClientTxId, now: Instant) {
-        let Some(req) = self.tl.client_request(inv) else { return };
-        let Some(uri) = req.request_uri() else { return };
-        let mut c = SipMessage::new_request(Method::Cancel, uri);
-        if let Some(v) = req.header_values(HeaderName::Via).next() {
-            c.push(HeaderName::Via, v);
-        }
-        c.push(HeaderName::MaxForwards, "70");
-        for r in req.header_lines(HeaderName::Route) {
-            c.push(HeaderName::Route, r);
-        }
-        for n in [HeaderName::From, HeaderName::To, HeaderName::CallId] {
-            if let Some(v) = req.header(n) {
-                c.push(n, v);
+        match self.tl.cancel(inv, now) {
+            Ok(cid) => {
+                self.clients.insert(cid, ClientRole::Own);
             }
+            Err(e) => tracing::debug!("CANCEL not sent: {e}"),
         }
-        let seq = req.cseq().map(|c| c.seq).unwrap_or(1);
-        c.push(HeaderName::CSeq, &format!("{seq} CANCEL"));
-        c.push(HeaderName::ContentLength, "0");
-        let Some(peer) = self.tl.client_peer(inv) else { return };
-        let cid = self.tl.send_request(c, peer, now);
-        self.clients.insert(cid, ClientRole::Own);
     }
 
     // ----- CANCEL, ACK, timers -----
@@ -955,11 +1016,11 @@ impl Engine {
             call.cancel_wanted = true;
         }
         if let Some(inv) = inv {
-            if let Some(req) = self.tl.server_request(inv) {
+            if let Some(req) = self.server_req(inv) {
                 let mut r = req.make_response(code, reason);
                 r.set_to_tag(&a_tag);
                 r.push(HeaderName::Server, PRODUCT);
-                self.tl.respond(inv, r, now);
+                self.respond(inv, r, now);
             }
         }
         if provisional {
@@ -999,7 +1060,13 @@ impl Engine {
     }
 
     fn client_timeout(&mut self, id: ClientTxId, now: Instant) {
-        let Some(role) = self.clients.remove(&id) else { return };
+        if let Some(role) = self.clients.remove(&id) {
+            self.client_failed(role, now);
+        }
+    }
+
+    /// A client transaction timed out or could not be sent.
+    fn client_failed(&mut self, role: ClientRole, now: Instant) {
         match role {
             ClientRole::InitialInvite { call } => {
                 let code_sent = self.calls.get(&call).map(|c| c.a_final_sent).unwrap_or(true);
@@ -1044,8 +1111,7 @@ impl Engine {
             byes.push((bye, dialog_peer(leg)));
         }
         for (bye, peer) in byes {
-            let cid = self.tl.send_request(bye, peer, now);
-            self.clients.insert(cid, ClientRole::Own);
+            self.send(bye, peer, ClientRole::Own, now);
         }
         self.end_call(call_no, 408, "no ACK");
     }
@@ -1116,9 +1182,9 @@ impl Engine {
             }
         }
         let peer = dialog_peer(&target_leg);
-        let cid = self.tl.send_request(req, peer, now);
-        self.clients.insert(
-            cid,
+        self.send(
+            req,
+            peer,
             ClientRole::Relay {
                 call: call_no,
                 server: id,
@@ -1126,6 +1192,7 @@ impl Engine {
                 method: method.clone(),
                 cseq: new_cseq,
             },
+            now,
         );
         if method == Method::Bye {
             let uuid = self.calls.get(&call_no).map(|c| c.uuid.clone()).unwrap_or_default();
@@ -1164,7 +1231,7 @@ impl Engine {
             }
             return;
         }
-        let Some(req) = self.tl.server_request(server) else { return };
+        let Some(req) = self.server_req(server) else { return };
         let mut r = req.make_response(code, msg.reason().unwrap_or(""));
         let mut origin_iface = None;
         if let Some(call) = self.calls.get_mut(&call_no) {
@@ -1189,7 +1256,7 @@ impl Engine {
         }
         r.push(HeaderName::Server, PRODUCT);
         copy_across(msg, &mut r);
-        self.tl.respond(server, r, now);
+        self.respond(server, r, now);
     }
 
     // ----- bookkeeping -----
