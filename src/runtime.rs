@@ -25,12 +25,11 @@ pub struct RuntimeConfig {
     pub data_dir: PathBuf,
 }
 
-/// Runs the SBC until SIGINT or SIGTERM.
+/// Runs the SBC until SIGINT or SIGTERM. Signaling runs on one thread: listeners
+/// and the core hand messages over without cross-thread wakeups, which is what a
+/// SIP message's cost is dominated by otherwise; the store writes on its own thread.
 pub fn run(rc: RuntimeConfig) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(serve(rc))
 }
 
@@ -55,7 +54,7 @@ fn load_calls(store: &dyn Store) -> Vec<CallRecord> {
 
 /// Applies store writes off the core task; flushes at most every 100 ms so an
 /// established call is durable well within 2 s of its answer.
-fn store_writer(store: Arc<SledStore>, rx: std::sync::mpsc::Receiver<Output>) {
+fn store_writer(store: Arc<SledStore>, rx: std::sync::mpsc::Receiver<Vec<Output>>) {
     let mut last_flush = Instant::now();
     let mut dirty = false;
     loop {
@@ -65,19 +64,24 @@ fn store_writer(store: Arc<SledStore>, rx: std::sync::mpsc::Receiver<Output>) {
             rx.recv().map_err(|_| std::sync::mpsc::RecvTimeoutError::Disconnected)
         };
         match item {
-            Ok(Output::Persist { key, value }) => {
-                if let Err(e) = store.put(&key, &value) {
-                    tracing::error!(%key, "store write failed: {e}");
+            Ok(batch) => {
+                for o in batch {
+                    match o {
+                        Output::Persist { key, value } => {
+                            if let Err(e) = store.put(&key, &value) {
+                                tracing::error!(%key, "store write failed: {e}");
+                            }
+                        }
+                        Output::Forget { key } => {
+                            if let Err(e) = store.delete(&key) {
+                                tracing::error!(%key, "store delete failed: {e}");
+                            }
+                        }
+                        Output::Send { .. } => {}
+                    }
                 }
                 dirty = true;
             }
-            Ok(Output::Forget { key }) => {
-                if let Err(e) = store.delete(&key) {
-                    tracing::error!(%key, "store delete failed: {e}");
-                }
-                dirty = true;
-            }
-            Ok(Output::Send { .. }) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 let _ = store.flush();
@@ -136,7 +140,7 @@ async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
         tracing::info!(calls = records.len(), "restored established calls from the store");
     }
     engine.restore(records);
-    let (store_tx, store_rx) = std::sync::mpsc::channel::<Output>();
+    let (store_tx, store_rx) = std::sync::mpsc::channel::<Vec<Output>>();
     let writer_store = store.clone();
     let writer = std::thread::Builder::new()
         .name("store-writer".into())
@@ -169,13 +173,15 @@ async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
         }
         engine.poll(Instant::now());
         engine.drain_outputs_into(&mut outs);
+        let mut writes = Vec::new();
         for o in outs.drain(..) {
             match o {
                 Output::Send { peer, data } => sender.send(&peer, data),
-                other => {
-                    let _ = store_tx.send(other);
-                }
+                other => writes.push(other),
             }
+        }
+        if !writes.is_empty() {
+            let _ = store_tx.send(writes);
         }
     }
     drop(store_tx);
