@@ -362,7 +362,7 @@ fn name_addrs<'a>(
     m.header_values(name).map(NameAddr::parse)
 }
 
-fn required<'a>(m: &'a SipMessage, name: HeaderName) -> Result<&'a str, ParseError> {
+fn required(m: &SipMessage, name: HeaderName) -> Result<&str, ParseError> {
     m.header(name).ok_or_else(|| {
         ParseError::new(
             ErrorKind::MissingHeader,
