@@ -176,7 +176,13 @@ impl<'a> NameAddr<'a> {
             }
             None => {
                 if v.starts_with('"') {
+                    if !closes_quote(v) {
+                        return Err(bad("unterminated quoted string in display name"));
+                    }
                     return Err(bad("display name without <uri>"));
+                }
+                if v.contains('>') {
+                    return Err(bad("'>' without matching '<'"));
                 }
                 // RFC 3261 §20.10: a URI with a comma or question mark must be in <>.
                 if find_unquoted(v, b';')
@@ -339,6 +345,21 @@ impl<'a> SessionExpires<'a> {
             refresher: Params(params).get("refresher").flatten(),
         })
     }
+}
+
+/// Whether the quoted string that `s` opens is closed somewhere in `s`.
+fn closes_quote(s: &str) -> bool {
+    let mut escaped = false;
+    for c in s.bytes().skip(1) {
+        if escaped {
+            escaped = false;
+        } else if c == b'\\' {
+            escaped = true;
+        } else if c == b'"' {
+            return true;
+        }
+    }
+    false
 }
 
 /// Whether `s` is exactly one quoted string: opening quote, escapes resolved, the
@@ -535,8 +556,10 @@ impl SipMessage {
     }
 
     /// Checks what every SIP message must carry to be processed (RFC 3261 §8.1.1,
-    /// §8.2): request-URI, Via, From, To, Call-ID, CSeq (matching the method),
-    /// Max-Forwards if present. The error names the fault.
+    /// §8.2): request-URI (without URI headers), Via, From, To, Call-ID, CSeq
+    /// (matching the method), each of those at most once, Max-Forwards and
+    /// Content-Length if present, and the Contact, Route and Record-Route values the
+    /// SBC rewrites. The error names the fault.
     pub fn validate(&self) -> Result<(), ParseError> {
         if let Some(uri) = self.request_uri() {
             let u = Uri::parse(uri).map_err(|e| {
@@ -595,6 +618,19 @@ impl SipMessage {
         }
         self.max_forwards()?;
         self.declared_content_length()?;
+        // Headers the SBC rewrites or routes by: unreadable ones cannot be relayed.
+        for c in self.contacts() {
+            c.map_err(|e| prefix(e, "Contact"))?;
+        }
+        if self.contact_is_star() && self.contacts().next().is_some() {
+            return Err(bad("Contact: * mixed with other contacts"));
+        }
+        for r in self.routes() {
+            r.map_err(|e| prefix(e, "Route"))?;
+        }
+        for r in self.record_routes() {
+            r.map_err(|e| prefix(e, "Record-Route"))?;
+        }
         Ok(())
     }
 }

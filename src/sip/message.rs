@@ -508,7 +508,15 @@ impl SipMessage {
         let mut found: Option<usize> = None;
         for v in self.header_values_raw(HeaderName::ContentLength) {
             let n = super::grammar::parse_u32(v).ok_or_else(|| {
-                ParseError::new(ErrorKind::ContentLength, "Content-Length is not a number")
+                let digits = !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit());
+                ParseError::new(
+                    ErrorKind::ContentLength,
+                    if digits {
+                        "Content-Length out of range"
+                    } else {
+                        "Content-Length is not a number"
+                    },
+                )
             })? as usize;
             if found.is_some_and(|f| f != n) {
                 return Err(ParseError::new(
@@ -1205,6 +1213,7 @@ mod rule_tests {
         let e =
             parse("OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 99999999999\r\n\r\n").unwrap_err();
         assert_eq!(e.kind, ErrorKind::ContentLength);
+        assert!(e.reason.contains("out of range"));
         let e = parse("OPTIONS sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n").unwrap_err();
         assert!(e.reason.contains("not a number"));
     }
