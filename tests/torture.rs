@@ -53,7 +53,12 @@ struct Valid {
     ruri: Option<(&'static str, Option<u16>)>,
     call_id: &'static str,
     /// Top Via: branch, host, port, rport.
-    via: (Option<&'static str>, &'static str, Option<u16>, Option<Option<u16>>),
+    via: (
+        Option<&'static str>,
+        &'static str,
+        Option<u16>,
+        Option<Option<u16>>,
+    ),
     from_tag: Option<&'static str>,
     to_tag: Option<&'static str>,
     contacts: usize,
@@ -103,7 +108,10 @@ fn summary(m: &SipMessage) -> Summary {
         vias: m.vias().count(),
         from_tag: m.from_header().unwrap().tag().map(String::from),
         to_tag: m.to_header().unwrap().tag().map(String::from),
-        contacts: m.contacts().map(|c| c.unwrap()).count(),
+        contacts: m
+            .contacts()
+            .inspect(|c| assert!(c.is_ok(), "{c:?}"))
+            .count(),
         star: m.contact_is_star(),
         body: m.body().to_vec(),
         headers: m
@@ -131,7 +139,12 @@ const VALID: &[Valid] = &[
         start: "INVITE",
         ruri: Some(("sbc.example.net", None)),
         call_id: "4f9d2b77-0c1e-4a8b-9d53-71e6a0b5c3f2@198.51.100.23",
-        via: (Some("z9hG4bK-5a1c7e2d-19f3"), "198.51.100.23", Some(5060), Some(None)),
+        via: (
+            Some("z9hG4bK-5a1c7e2d-19f3"),
+            "198.51.100.23",
+            Some(5060),
+            Some(None),
+        ),
         from_tag: Some("8f31c0a2"),
         to_tag: None,
         contacts: 1,
@@ -139,7 +152,10 @@ const VALID: &[Valid] = &[
         bytes: Bytes::Same,
         extra: |m| {
             assert_eq!(m.allow().count(), 10);
-            assert_eq!(m.supported().collect::<Vec<_>>(), ["replaces", "timer", "100rel"]);
+            assert_eq!(
+                m.supported().collect::<Vec<_>>(),
+                ["replaces", "timer", "100rel"]
+            );
             let se = m.session_expires().unwrap().unwrap();
             assert_eq!((se.delta, se.refresher), (1800, Some("uac")));
             assert_eq!(
@@ -155,7 +171,12 @@ const VALID: &[Valid] = &[
         start: "200",
         ruri: None,
         call_id: "4f9d2b77-0c1e-4a8b-9d53-71e6a0b5c3f2@198.51.100.23",
-        via: (Some("z9hG4bK-5a1c7e2d-19f3"), "198.51.100.23", Some(5060), Some(Some(5060))),
+        via: (
+            Some("z9hG4bK-5a1c7e2d-19f3"),
+            "198.51.100.23",
+            Some(5060),
+            Some(Some(5060)),
+        ),
         from_tag: Some("8f31c0a2"),
         to_tag: Some("sbc-71c2e9"),
         contacts: 1,
@@ -271,7 +292,10 @@ const VALID: &[Valid] = &[
         bytes: Bytes::Same,
         extra: |m| {
             assert_eq!(m.method(), Some(&Method::Extension("FE%54CH".into())));
-            assert_eq!(m.cseq().unwrap().method, Method::Extension("FE%54CH".into()));
+            assert_eq!(
+                m.cseq().unwrap().method,
+                Method::Extension("FE%54CH".into())
+            );
             assert_eq!(
                 m.to_header().unwrap().display_name().unwrap(),
                 "%Q%7x 100% sure"
@@ -283,7 +307,12 @@ const VALID: &[Valid] = &[
         start: "!wacky.Method-9_*+`%'~",
         ruri: Some(("lab.example.com", None)),
         call_id: "odd.tokens-(123)<test>:\\\"x\\\"/[y]?{z}@lab.example.com",
-        via: (Some("z9hG4bK-odd.token%~'`!*+_"), "lab.example.com", None, None),
+        via: (
+            Some("z9hG4bK-odd.token%~'`!*+_"),
+            "lab.example.com",
+            None,
+            None,
+        ),
         from_tag: Some("~tag.with!odd*chars"),
         to_tag: None,
         contacts: 0,
@@ -331,7 +360,12 @@ const VALID: &[Valid] = &[
         start: "OPTIONS",
         ruri: Some(("[2001:db8:a::7]", Some(5062))),
         call_id: "ipv6-rport@2001:db8:a::1",
-        via: (Some("z9hG4bKv6rport"), "[2001:db8:a::1]", Some(5070), Some(None)),
+        via: (
+            Some("z9hG4bKv6rport"),
+            "[2001:db8:a::1]",
+            Some(5070),
+            Some(None),
+        ),
         from_tag: Some("v6a"),
         to_tag: None,
         contacts: 1,
@@ -426,16 +460,16 @@ const VALID: &[Valid] = &[
             );
             assert_eq!(m.routes().count(), 3);
             assert_eq!(m.record_routes().count(), 2);
-            assert_eq!(m.allow().collect::<Vec<_>>(), ["INVITE", "ACK", "BYE", "CANCEL"]);
+            assert_eq!(
+                m.allow().collect::<Vec<_>>(),
+                ["INVITE", "ACK", "BYE", "CANCEL"]
+            );
             assert_eq!(m.supported().count(), 3);
             assert_eq!(contact(m, 0).display_name().unwrap(), "One, First");
             assert_eq!(contact(m, 0).q(), Some(0.9));
             assert_eq!(contact(m, 1).expires(), Some(30));
             assert!(!contact(m, 2).bracketed);
-            assert_eq!(
-                m.from_header().unwrap().display_name().unwrap(),
-                "Lee, Kim"
-            );
+            assert_eq!(m.from_header().unwrap().display_name().unwrap(), "Lee, Kim");
         },
     },
     Valid {
@@ -620,7 +654,9 @@ const VALID: &[Valid] = &[
         body: 61000,
         bytes: Bytes::Same,
         extra: |m| {
-            assert!(m.body().ends_with(b"a=x-line-00999:zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz\r\n"));
+            assert!(m
+                .body()
+                .ends_with(b"a=x-line-00999:zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz\r\n"));
         },
     },
     Valid {
@@ -842,7 +878,10 @@ const VALID: &[Valid] = &[
             assert_eq!(m.top_via().unwrap().received(), Some("[2001:db8::9:255]"));
             let second = m.vias().nth(1).unwrap().unwrap();
             assert_eq!(second.received(), Some("2001:db8::9:256"));
-            assert_eq!((second.port, second.rport()), (Some(6050), Some(Some(6051))));
+            assert_eq!(
+                (second.port, second.rport()),
+                (Some(6050), Some(Some(6051)))
+            );
         },
     },
     Valid {
@@ -850,14 +889,21 @@ const VALID: &[Valid] = &[
         start: "INVITE",
         ruri: Some(("[2001:db8::b0b]", None)),
         call_id: "v6-sdp@2001:db8::a11c",
-        via: (Some("z9hG4bKv6sdp"), "[2001:db8::a11c]", Some(5060), Some(None)),
+        via: (
+            Some("z9hG4bKv6sdp"),
+            "[2001:db8::a11c]",
+            Some(5060),
+            Some(None),
+        ),
         from_tag: Some("v6s"),
         to_tag: None,
         contacts: 1,
         body: 189,
         bytes: Bytes::Same,
         extra: |m| {
-            assert!(m.body().starts_with(b"v=0\r\no=alice 1 1 IN IP6 2001:db8::a11c\r\n"));
+            assert!(m
+                .body()
+                .starts_with(b"v=0\r\no=alice 1 1 IN IP6 2001:db8::a11c\r\n"));
         },
     },
     Valid {
@@ -874,7 +920,10 @@ const VALID: &[Valid] = &[
         extra: |m| {
             let hosts: Vec<_> = m.vias().map(|v| v.unwrap().host.to_string()).collect();
             assert_eq!(hosts, ["[2001:db8::1]", "192.0.2.1", "[2001:db8::2]"]);
-            let r: Vec<_> = m.routes().map(|r| r.unwrap().uri.host.to_string()).collect();
+            let r: Vec<_> = m
+                .routes()
+                .map(|r| r.unwrap().uri.host.to_string())
+                .collect();
             assert_eq!(r, ["[2001:db8::20]", "192.0.2.20"]);
             let rr = m.record_routes().next().unwrap().unwrap();
             assert_eq!((rr.uri.port, rr.uri.transport()), (Some(5070), Some("tcp")));
@@ -888,7 +937,12 @@ const VALID: &[Valid] = &[
         start: "OPTIONS",
         ruri: Some(("[::ffff:192.0.2.10]", None)),
         call_id: "v4-mapped@192.0.2.11",
-        via: (Some("z9hG4bKmapped"), "[::ffff:192.0.2.11]", Some(5060), Some(None)),
+        via: (
+            Some("z9hG4bKmapped"),
+            "[::ffff:192.0.2.11]",
+            Some(5060),
+            Some(None),
+        ),
         from_tag: Some("map"),
         to_tag: None,
         contacts: 1,
@@ -929,62 +983,305 @@ enum Stage {
 const INVALID: &[(&str, Stage, &str, u16)] = &[
     ("header-missing-colon", Stage::Parse, "without colon", 400),
     ("empty-header-name", Stage::Parse, "empty name", 400),
-    ("header-name-with-space", Stage::Parse, "header name is not a token", 400),
-    ("continuation-before-headers", Stage::Parse, "continuation line before any header", 400),
-    ("bad-start-line", Stage::Parse, "request line without request-URI", 400),
-    ("start-line-no-version", Stage::Parse, "without SIP version", 400),
-    ("bad-version-format", Stage::Parse, "malformed SIP version", 400),
-    ("bad-version-response", Stage::Parse, "malformed SIP version in status line", 400),
-    ("whitespace-in-ruri", Stage::Parse, "whitespace inside request-URI", 400),
-    ("double-space-request-line", Stage::Parse, "more than one space", 400),
-    ("trailing-space-request-line", Stage::Parse, "whitespace at the end of the request line", 400),
-    ("bracketed-ruri", Stage::Validate, "request-URI: invalid URI scheme", 400),
-    ("ruri-with-headers", Stage::Validate, "headers ('?') not allowed in a request-URI", 400),
-    ("unterminated-quote", Stage::Validate, "From: unterminated quoted string", 400),
-    ("angle-unclosed", Stage::Validate, "To: address without closing '>'", 400),
-    ("angle-unopened", Stage::Validate, "To: '>' without matching '<'", 400),
-    ("display-name-not-token", Stage::Validate, "From: malformed display name", 400),
-    ("content-length-larger-than-body", Stage::Parse, "Content-Length larger than the body", 400),
-    ("content-length-negative", Stage::Parse, "Content-Length is not a number", 400),
-    ("content-length-not-numeric", Stage::Parse, "Content-Length is not a number", 400),
-    ("content-length-conflicting", Stage::Parse, "conflicting Content-Length", 400),
-    ("content-length-huge", Stage::Parse, "Content-Length out of range", 400),
-    ("cseq-not-numeric", Stage::Validate, "CSeq number is not a number", 400),
-    ("cseq-overlarge", Stage::Validate, "CSeq number is not a number below 2^31", 400),
-    ("cseq-no-method", Stage::Validate, "CSeq without method", 400),
-    ("cseq-method-mismatch", Stage::Validate, "CSeq method does not match", 400),
-    ("extension-method-cseq-mismatch", Stage::Validate, "CSeq method does not match", 400),
-    ("max-forwards-overlarge", Stage::Validate, "Max-Forwards is not a number 0-255", 400),
-    ("status-code-overlarge", Stage::Parse, "status code is not three digits", 400),
-    ("status-code-out-of-range", Stage::Parse, "status code out of range", 400),
-    ("multiple-single-value-headers", Stage::Validate, "multiple Call-ID headers", 400),
-    ("missing-required-headers", Stage::Validate, "missing From header", 400),
-    ("via-extraneous-separators", Stage::Validate, "Via without protocol version", 400),
-    ("via-bad-rport", Stage::Validate, "Via rport is not a port number", 400),
-    ("via-no-sent-by", Stage::Validate, "Via without sent-by", 400),
-    ("ipv6-unbracketed-ruri", Stage::Validate, "request-URI: IPv6 address not enclosed in brackets", 400),
-    ("ipv6-unbracketed-via", Stage::Validate, "Via sent-by IPv6 address not enclosed in brackets", 400),
-    ("ipv6-unbracketed-contact", Stage::Validate, "Contact: IPv6 address not enclosed in brackets", 400),
-    ("ipv6-bad-reference", Stage::Validate, "request-URI: invalid IPv6 address", 400),
-    ("ipv6-unclosed-bracket", Stage::Validate, "Via IPv6 sent-by without closing bracket", 400),
-    ("ipv6-scoped-zone", Stage::Validate, "request-URI: invalid IPv6 address", 400),
-    ("ipv6-too-many-groups", Stage::Validate, "request-URI: invalid IPv6 address", 400),
-    ("ipv4-in-brackets", Stage::Validate, "request-URI: invalid IPv6 address", 400),
+    (
+        "header-name-with-space",
+        Stage::Parse,
+        "header name is not a token",
+        400,
+    ),
+    (
+        "continuation-before-headers",
+        Stage::Parse,
+        "continuation line before any header",
+        400,
+    ),
+    (
+        "bad-start-line",
+        Stage::Parse,
+        "request line without request-URI",
+        400,
+    ),
+    (
+        "start-line-no-version",
+        Stage::Parse,
+        "without SIP version",
+        400,
+    ),
+    (
+        "bad-version-format",
+        Stage::Parse,
+        "malformed SIP version",
+        400,
+    ),
+    (
+        "bad-version-response",
+        Stage::Parse,
+        "malformed SIP version in status line",
+        400,
+    ),
+    (
+        "whitespace-in-ruri",
+        Stage::Parse,
+        "whitespace inside request-URI",
+        400,
+    ),
+    (
+        "double-space-request-line",
+        Stage::Parse,
+        "more than one space",
+        400,
+    ),
+    (
+        "trailing-space-request-line",
+        Stage::Parse,
+        "whitespace at the end of the request line",
+        400,
+    ),
+    (
+        "bracketed-ruri",
+        Stage::Validate,
+        "request-URI: invalid URI scheme",
+        400,
+    ),
+    (
+        "ruri-with-headers",
+        Stage::Validate,
+        "headers ('?') not allowed in a request-URI",
+        400,
+    ),
+    (
+        "unterminated-quote",
+        Stage::Validate,
+        "From: unterminated quoted string",
+        400,
+    ),
+    (
+        "angle-unclosed",
+        Stage::Validate,
+        "To: address without closing '>'",
+        400,
+    ),
+    (
+        "angle-unopened",
+        Stage::Validate,
+        "To: '>' without matching '<'",
+        400,
+    ),
+    (
+        "display-name-not-token",
+        Stage::Validate,
+        "From: malformed display name",
+        400,
+    ),
+    (
+        "content-length-larger-than-body",
+        Stage::Parse,
+        "Content-Length larger than the body",
+        400,
+    ),
+    (
+        "content-length-negative",
+        Stage::Parse,
+        "Content-Length is not a number",
+        400,
+    ),
+    (
+        "content-length-not-numeric",
+        Stage::Parse,
+        "Content-Length is not a number",
+        400,
+    ),
+    (
+        "content-length-conflicting",
+        Stage::Parse,
+        "conflicting Content-Length",
+        400,
+    ),
+    (
+        "content-length-huge",
+        Stage::Parse,
+        "Content-Length out of range",
+        400,
+    ),
+    (
+        "cseq-not-numeric",
+        Stage::Validate,
+        "CSeq number is not a number",
+        400,
+    ),
+    (
+        "cseq-overlarge",
+        Stage::Validate,
+        "CSeq number is not a number below 2^31",
+        400,
+    ),
+    (
+        "cseq-no-method",
+        Stage::Validate,
+        "CSeq without method",
+        400,
+    ),
+    (
+        "cseq-method-mismatch",
+        Stage::Validate,
+        "CSeq method does not match",
+        400,
+    ),
+    (
+        "extension-method-cseq-mismatch",
+        Stage::Validate,
+        "CSeq method does not match",
+        400,
+    ),
+    (
+        "max-forwards-overlarge",
+        Stage::Validate,
+        "Max-Forwards is not a number 0-255",
+        400,
+    ),
+    (
+        "status-code-overlarge",
+        Stage::Parse,
+        "status code is not three digits",
+        400,
+    ),
+    (
+        "status-code-out-of-range",
+        Stage::Parse,
+        "status code out of range",
+        400,
+    ),
+    (
+        "multiple-single-value-headers",
+        Stage::Validate,
+        "multiple Call-ID headers",
+        400,
+    ),
+    (
+        "missing-required-headers",
+        Stage::Validate,
+        "missing From header",
+        400,
+    ),
+    (
+        "via-extraneous-separators",
+        Stage::Validate,
+        "Via without protocol version",
+        400,
+    ),
+    (
+        "via-bad-rport",
+        Stage::Validate,
+        "Via rport is not a port number",
+        400,
+    ),
+    (
+        "via-no-sent-by",
+        Stage::Validate,
+        "Via without sent-by",
+        400,
+    ),
+    (
+        "ipv6-unbracketed-ruri",
+        Stage::Validate,
+        "request-URI: IPv6 address not enclosed in brackets",
+        400,
+    ),
+    (
+        "ipv6-unbracketed-via",
+        Stage::Validate,
+        "Via sent-by IPv6 address not enclosed in brackets",
+        400,
+    ),
+    (
+        "ipv6-unbracketed-contact",
+        Stage::Validate,
+        "Contact: IPv6 address not enclosed in brackets",
+        400,
+    ),
+    (
+        "ipv6-bad-reference",
+        Stage::Validate,
+        "request-URI: invalid IPv6 address",
+        400,
+    ),
+    (
+        "ipv6-unclosed-bracket",
+        Stage::Validate,
+        "Via IPv6 sent-by without closing bracket",
+        400,
+    ),
+    (
+        "ipv6-scoped-zone",
+        Stage::Validate,
+        "request-URI: invalid IPv6 address",
+        400,
+    ),
+    (
+        "ipv6-too-many-groups",
+        Stage::Validate,
+        "request-URI: invalid IPv6 address",
+        400,
+    ),
+    (
+        "ipv4-in-brackets",
+        Stage::Validate,
+        "request-URI: invalid IPv6 address",
+        400,
+    ),
     ("invalid-utf8", Stage::Parse, "not valid UTF-8", 400),
-    ("nul-in-header", Stage::Parse, "NUL byte in header section", 400),
-    ("bare-cr-header-smuggling", Stage::Parse, "bare CR in header section", 400),
-    ("header-section-unterminated", Stage::Parse, "not terminated by an empty line", 400),
+    (
+        "nul-in-header",
+        Stage::Parse,
+        "NUL byte in header section",
+        400,
+    ),
+    (
+        "bare-cr-header-smuggling",
+        Stage::Parse,
+        "bare CR in header section",
+        400,
+    ),
+    (
+        "header-section-unterminated",
+        Stage::Parse,
+        "not terminated by an empty line",
+        400,
+    ),
     ("empty-message", Stage::Parse, "empty message", 400),
-    ("unbracketed-uri-with-query", Stage::Validate, "Contact: URI with '?' or ',' not enclosed in <>", 400),
-    ("contact-star-mixed", Stage::Validate, "Contact: * mixed with other contacts", 400),
+    (
+        "unbracketed-uri-with-query",
+        Stage::Validate,
+        "Contact: URI with '?' or ',' not enclosed in <>",
+        400,
+    ),
+    (
+        "contact-star-mixed",
+        Stage::Validate,
+        "Contact: * mixed with other contacts",
+        400,
+    ),
     ("oversize-message", Stage::Parse, "message too large", 413),
-    ("too-many-headers", Stage::Parse, "too many header lines", 400),
+    (
+        "too-many-headers",
+        Stage::Parse,
+        "too many header lines",
+        400,
+    ),
     ("too-many-vias", Stage::Parse, "too many Via values", 400),
-    ("header-line-too-long", Stage::Parse, "header line too long", 413),
+    (
+        "header-line-too-long",
+        Stage::Parse,
+        "header line too long",
+        413,
+    ),
 ];
 
 fn strip_leading_line_ends(b: &[u8]) -> &[u8] {
-    let n = b.iter().take_while(|c| **c == b'\r' || **c == b'\n').count();
+    let n = b
+        .iter()
+        .take_while(|c| **c == b'\r' || **c == b'\n')
+        .count();
     &b[n..]
 }
 
