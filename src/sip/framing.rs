@@ -31,6 +31,9 @@ pub struct StreamFramer {
     buf: BytesMut,
     limits: Limits,
     pending: Option<Pending>,
+    /// Leading bytes of `buf` already searched for the end of a header section
+    /// without finding it, so a head that trickles in is not rescanned from the start.
+    scanned: usize,
 }
 
 impl StreamFramer {
@@ -40,6 +43,7 @@ impl StreamFramer {
             buf: BytesMut::with_capacity(4096),
             limits,
             pending: None,
+            scanned: 0,
         }
     }
 
@@ -58,12 +62,18 @@ impl StreamFramer {
         if let Some(p) = self.pending.take() {
             return Ok(self.finish(p));
         }
+        // A ping split across reads: do not mistake its first half for a pong.
+        if self.buf.as_ref() == b"\r\n\r" {
+            return Ok(None);
+        }
         if self.buf.starts_with(b"\r\n\r\n") {
             self.buf.advance(4);
+            self.scanned = 0;
             return Ok(Some(Frame::Ping));
         }
         if self.buf.starts_with(b"\r\n") {
             self.buf.advance(2);
+            self.scanned = 0;
             return Ok(Some(Frame::Pong));
         }
         let stray = self
@@ -71,15 +81,30 @@ impl StreamFramer {
             .iter()
             .take_while(|c| **c == b'\n' || **c == b'\r')
             .count();
-        if stray > 0 && stray < self.buf.len() {
-            self.buf.advance(stray);
+        if stray == self.buf.len() {
+            // Only line ends that are neither ping nor pong (bare LFs from a sloppy
+            // peer): drop them, keeping a trailing CR that may start a CRLF.
+            let keep = usize::from(self.buf.ends_with(b"\r"));
+            self.buf.advance(stray - keep);
+            self.scanned = 0;
+            return Ok(None);
         }
-        let Some((head_end, body_start)) = find_head_end(&self.buf) else {
+        if stray > 0 {
+            self.buf.advance(stray);
+            self.scanned = 0;
+        }
+        // Resume a few bytes early: a blank line may straddle the old end.
+        let from = self.scanned.saturating_sub(3).min(self.buf.len());
+        let found = find_head_end(self.buf.get(from..).unwrap_or(&[]))
+            .map(|(end, body)| (end + from, body + from));
+        let Some((head_end, body_start)) = found else {
             if self.buf.len() > self.limits.max_message_size {
                 return Err(ParseError::new(ErrorKind::TooLarge, "message too large"));
             }
+            self.scanned = self.buf.len();
             return Ok(None);
         };
+        self.scanned = 0;
         let msg = SipMessage::parse_head(self.buf.get(..head_end).unwrap_or(&[]), &self.limits)?;
         let body_len = match msg.declared_content_length() {
             Ok(Some(n)) => n,
@@ -179,5 +204,69 @@ mod tests {
         let mut f = StreamFramer::new(limits);
         f.push(&[b'a'; 200]);
         assert_eq!(f.next_frame().unwrap_err().kind, ErrorKind::TooLarge);
+    }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::*;
+
+    fn drain(f: &mut StreamFramer) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        while let Some(fr) = f.next_frame().unwrap() {
+            out.push(match fr {
+                Frame::Message(_) => "msg",
+                Frame::Ping => "ping",
+                Frame::Pong => "pong",
+            });
+        }
+        out
+    }
+
+    const MSG: &[u8] =
+        b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nl: 2\r\n\r\nhi";
+
+    #[test]
+    fn ping_split_across_reads_is_one_ping() {
+        let mut f = StreamFramer::new(Limits::default());
+        f.push(b"\r\n\r");
+        assert!(drain(&mut f).is_empty());
+        f.push(b"\n");
+        assert_eq!(drain(&mut f), vec!["ping"]);
+        f.push(b"\r\n");
+        assert_eq!(drain(&mut f), vec!["pong"]);
+    }
+
+    #[test]
+    fn bare_line_feeds_between_messages_are_skipped() {
+        let mut f = StreamFramer::new(Limits::default());
+        f.push(b"\n\n\n");
+        assert!(drain(&mut f).is_empty());
+        assert_eq!(f.buffered(), 0);
+        f.push(MSG);
+        assert_eq!(drain(&mut f), vec!["msg"]);
+    }
+
+    #[test]
+    fn head_arriving_byte_by_byte() {
+        let mut f = StreamFramer::new(Limits::default());
+        let mut got = Vec::new();
+        for chunk in MSG.chunks(1).chain(MSG.chunks(1)) {
+            f.push(chunk);
+            got.extend(drain(&mut f));
+        }
+        assert_eq!(got, vec!["msg", "msg"]);
+        assert_eq!(f.buffered(), 0);
+    }
+
+    #[test]
+    fn bad_content_length_on_stream_is_error() {
+        let mut f = StreamFramer::new(Limits::default());
+        f.push(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: x\r\n\r\n");
+        let e = f.next_frame().unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ContentLength);
+        let mut f = StreamFramer::new(Limits::default());
+        f.push(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 70000\r\n\r\n");
+        assert_eq!(f.next_frame().unwrap_err().status(), 413);
     }
 }

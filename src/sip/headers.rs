@@ -74,6 +74,9 @@ impl<'a> Via<'a> {
                 ),
             }
         } else {
+            if sent_by.bytes().filter(|c| *c == b':').count() > 1 {
+                return Err(bad("Via sent-by IPv6 address not enclosed in brackets"));
+            }
             match sent_by.split_once(':') {
                 Some((h, p)) => (h.trim(), Some(p.trim())),
                 None => (sent_by, None),
@@ -173,7 +176,20 @@ impl<'a> NameAddr<'a> {
             }
             None => {
                 if v.starts_with('"') {
+                    if !closes_quote(v) {
+                        return Err(bad("unterminated quoted string in display name"));
+                    }
                     return Err(bad("display name without <uri>"));
+                }
+                if v.contains('>') {
+                    return Err(bad("'>' without matching '<'"));
+                }
+                // RFC 3261 §20.10: a URI with a comma or question mark must be in <>.
+                if find_unquoted(v, b';')
+                    .map_or(v, |i| v.get(..i).unwrap_or(""))
+                    .contains(['?', ','])
+                {
+                    return Err(bad("URI with '?' or ',' not enclosed in <>"));
                 }
                 match find_unquoted(v, b';') {
                     Some(i) => (
@@ -329,6 +345,21 @@ impl<'a> SessionExpires<'a> {
             refresher: Params(params).get("refresher").flatten(),
         })
     }
+}
+
+/// Whether the quoted string that `s` opens is closed somewhere in `s`.
+fn closes_quote(s: &str) -> bool {
+    let mut escaped = false;
+    for c in s.bytes().skip(1) {
+        if escaped {
+            escaped = false;
+        } else if c == b'\\' {
+            escaped = true;
+        } else if c == b'"' {
+            return true;
+        }
+    }
+    false
 }
 
 /// Whether `s` is exactly one quoted string: opening quote, escapes resolved, the
@@ -525,13 +556,34 @@ impl SipMessage {
     }
 
     /// Checks what every SIP message must carry to be processed (RFC 3261 §8.1.1,
-    /// §8.2): request-URI, Via, From, To, Call-ID, CSeq (matching the method),
-    /// Max-Forwards if present. The error names the fault.
+    /// §8.2): request-URI (without URI headers), Via, From, To, Call-ID, CSeq
+    /// (matching the method), each of those at most once, Max-Forwards and
+    /// Content-Length if present, and the Contact, Route and Record-Route values the
+    /// SBC rewrites. The error names the fault.
     pub fn validate(&self) -> Result<(), ParseError> {
         if let Some(uri) = self.request_uri() {
-            Uri::parse(uri).map_err(|e| {
+            let u = Uri::parse(uri).map_err(|e| {
                 ParseError::new(ErrorKind::Uri, format!("request-URI: {}", e.reason))
             })?;
+            // RFC 3261 §19.1.1: URI headers are not allowed in a request-URI.
+            if u.is_sip() && u.headers.is_some() {
+                return Err(ParseError::new(
+                    ErrorKind::Uri,
+                    "request-URI: headers ('?') not allowed in a request-URI",
+                ));
+            }
+        }
+        // Fields that must appear exactly once (RFC 3261 §7.3.1, RFC 4475 §3.3.8).
+        for name in [
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+            HeaderName::MaxForwards,
+        ] {
+            if self.header_lines(name).nth(1).is_some() {
+                return Err(bad(&format!("multiple {} headers", name.as_str())));
+            }
         }
         let mut n = 0usize;
         for v in self.vias() {
@@ -546,11 +598,17 @@ impl SipMessage {
         }
         self.from_header()?;
         self.to_header()?;
-        if self.call_id().is_none() {
-            return Err(ParseError::new(
-                ErrorKind::MissingHeader,
-                "missing Call-ID header",
-            ));
+        match self.call_id() {
+            None => {
+                return Err(ParseError::new(
+                    ErrorKind::MissingHeader,
+                    "missing Call-ID header",
+                ))
+            }
+            Some(c) if c.contains(|ch: char| ch.is_whitespace() || ch == ',') => {
+                return Err(bad("malformed Call-ID (whitespace or comma)"));
+            }
+            Some(_) => {}
         }
         let cseq = self.cseq().map_err(|e| prefix(e, "CSeq"))?;
         if let Some(m) = self.method() {
@@ -560,6 +618,19 @@ impl SipMessage {
         }
         self.max_forwards()?;
         self.declared_content_length()?;
+        // Headers the SBC rewrites or routes by: unreadable ones cannot be relayed.
+        for c in self.contacts() {
+            c.map_err(|e| prefix(e, "Contact"))?;
+        }
+        if self.contact_is_star() && self.contacts().next().is_some() {
+            return Err(bad("Contact: * mixed with other contacts"));
+        }
+        for r in self.routes() {
+            r.map_err(|e| prefix(e, "Route"))?;
+        }
+        for r in self.record_routes() {
+            r.map_err(|e| prefix(e, "Record-Route"))?;
+        }
         Ok(())
     }
 }
@@ -624,5 +695,188 @@ mod tests {
         assert_eq!(d.get("nonce").unwrap(), "n,1");
         assert_eq!(d.get("QOP").unwrap(), "auth");
         assert_eq!(d.get("nc").unwrap(), "00000001");
+    }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    //! Typed access to every header the SBC reads, and the checks of `validate`.
+    use super::*;
+    use crate::sip::uri::Scheme;
+
+    const REQ: &str = "INVITE sips:bob@[2001:db8::5]:5061 SIP/2.0\r\n\
+Via: SIP/2.0/TLS 192.0.2.1:5061;branch=z9hG4bKa;maddr=239.1.1.1;received=192.0.2.99;rport=40000\r\n\
+Max-Forwards: 69\r\n\
+From: \"A\" <sip:alice@example.com>;tag=f1\r\n\
+To: <tel:+15551234;phone-context=example.com>\r\n\
+Call-ID: abc@192.0.2.1\r\n\
+CSeq: 7 INVITE\r\n\
+Contact: <sip:alice@192.0.2.1>;expires=120;q=0.7, \"Two\" <sip:a2@192.0.2.1>\r\n\
+Route: <sip:p1.example.com;lr>\r\n\
+Record-Route: <sip:rr1;lr>, <sip:rr2;lr>\r\n\
+Content-Type: application/sdp\r\n\
+Expires: 300\r\n\
+Authorization: Digest username=\"alice\", realm=\"example.com\", nonce=\"n\", uri=\"sips:bob@[2001:db8::5]\", response=\"r\"\r\n\
+Proxy-Authorization: Digest username=\"alice\", realm=\"proxy\"\r\n\
+Privacy: id; header\r\n\
+P-Asserted-Identity: <sip:alice@example.com>, <tel:+15550000>\r\n\
+P-Preferred-Identity: \"Alice\" <sip:alice@example.com>\r\n\
+Remote-Party-ID: \"Alice\" <sip:alice@example.com>;party=calling;privacy=off\r\n\
+Require: timer\r\n\
+Supported: 100rel, timer\r\n\
+Allow: INVITE, ACK\r\n\
+Session-Expires: 1800;refresher=uac\r\n\
+Content-Length: 0\r\n\r\n";
+
+    #[test]
+    fn every_typed_header() {
+        let m = SipMessage::parse(REQ.as_bytes()).unwrap();
+        m.validate().unwrap();
+        let ruri = Uri::parse(m.request_uri().unwrap()).unwrap();
+        assert_eq!(ruri.scheme, Scheme::Sips);
+        assert_eq!(ruri.port, Some(5061));
+        let v = m.top_via().unwrap();
+        assert_eq!(v.transport, "TLS");
+        assert_eq!(v.maddr(), Some("239.1.1.1"));
+        assert_eq!(v.received(), Some("192.0.2.99"));
+        assert_eq!(v.rport(), Some(Some(40000)));
+        assert_eq!(m.max_forwards().unwrap(), Some(69));
+        assert_eq!(m.to_header().unwrap().uri.scheme, Scheme::Tel);
+        assert_eq!(m.cseq().unwrap().seq, 7);
+        let c: Vec<_> = m.contacts().map(|c| c.unwrap()).collect();
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].expires(), Some(120));
+        assert_eq!(c[0].q(), Some(0.7));
+        assert_eq!(c[1].display_name().unwrap(), "Two");
+        assert!(m.routes().next().unwrap().unwrap().uri.params.has("lr"));
+        assert_eq!(m.record_routes().count(), 2);
+        assert_eq!(m.content_type(), Some("application/sdp"));
+        assert_eq!(m.content_length().unwrap(), Some(0));
+        assert_eq!(m.expires(), Some(300));
+        let a = m.authorization().unwrap().unwrap();
+        assert_eq!(a.get("uri").unwrap(), "sips:bob@[2001:db8::5]");
+        assert_eq!(
+            m.proxy_authorization()
+                .unwrap()
+                .unwrap()
+                .get("realm")
+                .unwrap(),
+            "proxy"
+        );
+        assert_eq!(m.privacy().collect::<Vec<_>>(), vec!["id", "header"]);
+        assert_eq!(m.p_asserted_identities().count(), 2);
+        assert_eq!(m.p_preferred_identities().count(), 1);
+        let rpid = m.remote_party_ids().next().unwrap().unwrap();
+        assert_eq!(rpid.params.get("party"), Some(Some("calling")));
+        assert_eq!(m.require().collect::<Vec<_>>(), vec!["timer"]);
+        assert_eq!(m.supported().count(), 2);
+        assert_eq!(m.allow().count(), 2);
+        let se = m.session_expires().unwrap().unwrap();
+        assert_eq!((se.delta, se.refresher), (1800, Some("uac")));
+    }
+
+    fn invalid(raw: &str) -> ParseError {
+        match SipMessage::parse(raw.as_bytes()) {
+            Ok(m) => m.validate().unwrap_err(),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn validate_names_the_fault() {
+        let base = "OPTIONS sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n\r\n";
+        SipMessage::parse(base.as_bytes())
+            .unwrap()
+            .validate()
+            .unwrap();
+        let cases = [
+            ("Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\n", "", "missing Via"),
+            ("From: <sip:a@x>;tag=1\r\n", "", "missing From"),
+            ("To: <sip:b@x>\r\n", "", "missing To"),
+            ("Call-ID: c\r\n", "", "missing Call-ID"),
+            ("CSeq: 1 OPTIONS\r\n", "", "missing CSeq"),
+            (
+                "CSeq: 1 OPTIONS\r\n",
+                "CSeq: 1 INVITE\r\n",
+                "does not match",
+            ),
+            ("CSeq: 1 OPTIONS\r\n", "CSeq: OPTIONS\r\n", "CSeq"),
+            (
+                "CSeq: 1 OPTIONS\r\n",
+                "CSeq: 1 OPTIONS\r\nCSeq: 2 OPTIONS\r\n",
+                "multiple CSeq",
+            ),
+            (
+                "Call-ID: c\r\n",
+                "Call-ID: c\r\ni: d\r\n",
+                "multiple Call-ID",
+            ),
+            ("Call-ID: c\r\n", "Call-ID: c d\r\n", "malformed Call-ID"),
+            (
+                "To: <sip:b@x>\r\n",
+                "To: <sip:b@x>\r\nt: <sip:c@x>\r\n",
+                "multiple To",
+            ),
+            (
+                "Max-Forwards: 70\r\n",
+                "Max-Forwards: 256\r\n",
+                "Max-Forwards",
+            ),
+            (
+                "Max-Forwards: 70\r\n",
+                "Max-Forwards: 70\r\nMax-Forwards: 69\r\n",
+                "multiple Max-Forwards",
+            ),
+            (
+                "sip:b@x SIP",
+                "sip:b@x?Route=%3Csip:evil%3E SIP",
+                "headers ('?') not allowed",
+            ),
+            ("sip:b@x SIP", "<sip:b@x> SIP", "request-URI"),
+            (
+                "sip:b@x SIP",
+                "sip:b@2001:db8::1 SIP",
+                "not enclosed in brackets",
+            ),
+            (
+                "From: <sip:a@x>;tag=1\r\n",
+                "From: sip:a@x?x=y;tag=1\r\n",
+                "not enclosed in <>",
+            ),
+            (
+                "From: <sip:a@x>;tag=1\r\n",
+                "From: Bell, Alexander <sip:a@x>;tag=1\r\n",
+                "display name",
+            ),
+            (
+                "Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\n",
+                "Via: SIP/2.0/UDP 2001:db8::1;branch=z9hG4bK1\r\n",
+                "not enclosed in brackets",
+            ),
+        ];
+        for (from, to, why) in cases {
+            let raw = base.replacen(from, to, 1);
+            assert_ne!(raw, base, "{from:?}");
+            let e = invalid(&raw);
+            assert!(e.reason.contains(why), "{raw:?}: {}", e.reason);
+        }
+    }
+
+    #[test]
+    fn odd_but_legal_via_forms() {
+        let v = Via::parse(
+            "SIP/2.0/UDP [2001:db8::9:1];received=[2001:db8::9:255];branch=z9hG4bKx;rport",
+        )
+        .unwrap();
+        assert_eq!(v.received(), Some("[2001:db8::9:255]"));
+        let v = Via::parse("SIP/2.0/UDP [::ffff:192.0.2.1]:5060;rport=5060").unwrap();
+        assert_eq!(v.host, Host::V6("::ffff:192.0.2.1".parse().unwrap()));
+        assert_eq!(v.rport(), Some(Some(5060)));
+        let v = Via::parse("SIP/2.0/UNKNOWN-TRANSPORT host.example.com;branch=oldstyle").unwrap();
+        assert_eq!(v.transport, "UNKNOWN-TRANSPORT");
+        assert!(!v.has_rfc3261_branch());
+        assert!(Via::parse("SIP/2.0/UDP [2001:db8::1").is_err());
+        assert!(Via::parse("SIP/2.0/UDP [2001:db8::1]x").is_err());
+        assert!(Via::parse("SIP/2.0/UDP h:99999").is_err());
     }
 }

@@ -187,9 +187,14 @@ fn skip_leading_crlf(b: &[u8]) -> usize {
         .count()
 }
 
+/// The offsets of `part` inside `base`. `part` must be a subslice of `base` (every
+/// caller passes one); anything else yields an empty span rather than wrong text.
 fn span(base: &str, part: &str) -> (u32, u32) {
-    let start = (part.as_ptr() as usize).saturating_sub(base.as_ptr() as usize);
-    (start as u32, (start + part.len()) as u32)
+    let start = (part.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+    match start.checked_add(part.len()) {
+        Some(end) if end <= base.len() && end <= u32::MAX as usize => (start as u32, end as u32),
+        _ => (0, 0),
+    }
 }
 
 fn is_wsp(c: u8) -> bool {
@@ -210,7 +215,11 @@ fn parse_start(head: &str, line: &str) -> Result<Start, ParseError> {
         if !super::grammar::is_version(version) {
             return Err(bad("malformed SIP version in status line"));
         }
-        let (code_s, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+        // No reason phrase at all: an empty span at the end of the line (not a
+        // literal "", which would not be a subslice of `head`).
+        let (code_s, reason) = rest
+            .split_once(' ')
+            .unwrap_or((rest, rest.get(rest.len()..).unwrap_or("")));
         if code_s.len() != 3 || !code_s.bytes().all(|c| c.is_ascii_digit()) {
             return Err(bad("status code is not three digits"));
         }
@@ -235,8 +244,14 @@ fn parse_start(head: &str, line: &str) -> Result<Start, ParseError> {
     let (uri, version) = rest
         .rsplit_once(' ')
         .ok_or_else(|| bad("request line without SIP version"))?;
+    if version.is_empty() && line.ends_with([' ', '\t']) {
+        return Err(bad("whitespace at the end of the request line"));
+    }
     if uri.is_empty() {
         return Err(bad("empty request-URI"));
+    }
+    if uri.starts_with([' ', '\t']) || uri.ends_with([' ', '\t']) {
+        return Err(bad("more than one space between request line elements"));
     }
     if uri.bytes().any(|c| c.is_ascii_whitespace()) {
         return Err(bad("whitespace inside request-URI"));
@@ -251,6 +266,31 @@ fn parse_start(head: &str, line: &str) -> Result<Start, ParseError> {
         uri: Text::Span(us, ue),
         version: Text::Span(vs, ve),
     })
+}
+
+/// Joins a folded continuation `cont` to a header value: the result is written at the
+/// end of `owned` (after the `received` bytes of the header section) and its span is
+/// returned. A value already at the end of `owned` (an earlier continuation of the
+/// same header) is extended in place, so long folded headers stay linear and the
+/// appended text never exceeds the received bytes. Only called while parsing, when
+/// every value is a span of `owned`.
+fn unfold(owned: &mut String, received: usize, value: &Text, cont: &str) -> Text {
+    let (s, e) = match *value {
+        Text::Span(s, e) => (s as usize, e as usize),
+        Text::Owned(_) => (0, 0),
+    };
+    if s >= received && s < e && e == owned.len() {
+        owned.push(' ');
+        owned.push_str(cont);
+        return Text::Span(s as u32, owned.len() as u32);
+    }
+    let start = owned.len();
+    if s < e && owned.get(s..e).is_some() {
+        owned.extend_from_within(s..e);
+        owned.push(' ');
+    }
+    owned.push_str(cont);
+    Text::Span(start as u32, owned.len() as u32)
 }
 
 /// A header line split into name and value, or why it cannot be.
@@ -306,11 +346,8 @@ impl SipMessage {
                 return Err(e);
             }
         };
-        if body_start.saturating_add(body_len) > limits.max_message_size {
-            let mut e = ParseError::new(ErrorKind::TooLarge, "message too large");
-            e.partial = Some(Box::new(msg));
-            return Err(e);
-        }
+        // A Content-Length beyond the datagram is the sender's fault (400), checked
+        // before the size limit so a huge bogus value is not reported as 413.
         let Some(body) = rest.get(..body_len) else {
             let mut e = ParseError::new(
                 ErrorKind::ContentLength,
@@ -319,6 +356,11 @@ impl SipMessage {
             e.partial = Some(Box::new(msg));
             return Err(e);
         };
+        if body_start.saturating_add(body_len) > limits.max_message_size {
+            let mut e = ParseError::new(ErrorKind::TooLarge, "message too large");
+            e.partial = Some(Box::new(msg));
+            return Err(e);
+        }
         msg.body = Bytes::copy_from_slice(body);
         Ok(msg)
     }
@@ -326,10 +368,24 @@ impl SipMessage {
     /// Parses the start line and header section (without the blank line). Used by the
     /// datagram parser and the stream framer, which find the body themselves.
     pub fn parse_head(head: &[u8], limits: &Limits) -> Result<SipMessage, ParseError> {
-        if head.len() > limits.max_message_size {
+        if head.len() > limits.max_message_size || head.len() > (u32::MAX / 2) as usize {
             return Err(ParseError::new(
                 ErrorKind::TooLarge,
                 "header section too large",
+            ));
+        }
+        if memchr::memchr(0, head).is_some() {
+            return Err(ParseError::new(
+                ErrorKind::Encoding,
+                "NUL byte in header section",
+            ));
+        }
+        // A CR that does not end a line would be read as a line break by some peers
+        // and not by others: forwarding it would let a header hide inside another.
+        if memchr::memchr_iter(b'\r', head).any(|i| head.get(i + 1) != Some(&b'\n')) {
+            return Err(ParseError::new(
+                ErrorKind::HeaderLine,
+                "bare CR in header section",
             ));
         }
         let head = std::str::from_utf8(head).map_err(|_| {
@@ -342,9 +398,15 @@ impl SipMessage {
         }
         let start = parse_start(head, first)?;
         let start_raw = Some(span(head, first));
-        let mut headers: Vec<Header> = Vec::with_capacity(24);
+        // One allocation for the header table, sized from the line count, so parsing
+        // does not grow it header by header.
+        let line_count = memchr::memchr_iter(b'\n', head.as_bytes()).count();
+        let mut headers: Vec<Header> = Vec::with_capacity(line_count.min(limits.max_headers));
+        // The owned copy of the header section. Unfolded values of folded headers are
+        // appended after the received bytes, so folding needs no allocation of its own.
+        let mut owned = String::with_capacity(head.len() + 64);
+        owned.push_str(head);
         let mut first_error: Option<ParseError> = None;
-        let mut vias = 0usize;
         let fail = |e: &mut Option<ParseError>, kind: ErrorKind, why: &str| {
             if e.is_none() {
                 *e = Some(ParseError::new(kind, why.to_string()));
@@ -364,7 +426,7 @@ impl SipMessage {
                 let cont = line.trim_matches([' ', '\t']);
                 let (rs, _) = prev.raw.unwrap_or((0, 0));
                 let (_, le) = span(head, line);
-                if (le - rs) as usize > limits.max_header_line {
+                if le.saturating_sub(rs) as usize > limits.max_header_line {
                     fail(
                         &mut first_error,
                         ErrorKind::TooLarge,
@@ -374,13 +436,7 @@ impl SipMessage {
                 }
                 prev.raw = Some((rs, le));
                 if !cont.is_empty() {
-                    let old = prev.value.get(head);
-                    let joined = if old.is_empty() {
-                        cont.to_string()
-                    } else {
-                        format!("{old} {cont}")
-                    };
-                    prev.value = Text::Owned(joined.into());
+                    prev.value = unfold(&mut owned, head.len(), &prev.value, cont);
                 }
                 continue;
             }
@@ -402,14 +458,10 @@ impl SipMessage {
             }
             match split_header_line(line) {
                 Ok((name, value)) => {
-                    let kind = HeaderName::classify(name);
-                    if kind == HeaderName::Via {
-                        vias += super::grammar::split_list(value).count().max(1);
-                    }
                     let (ns, ne) = span(head, name);
                     let (vs, ve) = span(head, value);
                     headers.push(Header {
-                        name: kind,
+                        name: HeaderName::classify(name),
                         name_text: Text::Span(ns, ne),
                         value: Text::Span(vs, ve),
                         raw: Some(span(head, line)),
@@ -418,6 +470,16 @@ impl SipMessage {
                 Err(why) => fail(&mut first_error, ErrorKind::HeaderLine, why),
             }
         }
+        // Counted on the unfolded values: a folded Via line can carry more values.
+        let vias: usize = headers
+            .iter()
+            .filter(|h| h.name == HeaderName::Via)
+            .map(|h| {
+                super::grammar::split_list(h.value.get(&owned))
+                    .count()
+                    .max(1)
+            })
+            .sum();
         if vias > limits.max_via && first_error.is_none() {
             first_error = Some(ParseError::new(
                 ErrorKind::TooManyHeaders,
@@ -425,7 +487,7 @@ impl SipMessage {
             ));
         }
         let msg = SipMessage {
-            head: head.to_owned(),
+            head: owned,
             start,
             start_raw,
             headers,
@@ -446,7 +508,15 @@ impl SipMessage {
         let mut found: Option<usize> = None;
         for v in self.header_values_raw(HeaderName::ContentLength) {
             let n = super::grammar::parse_u32(v).ok_or_else(|| {
-                ParseError::new(ErrorKind::ContentLength, "Content-Length is not a number")
+                let digits = !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit());
+                ParseError::new(
+                    ErrorKind::ContentLength,
+                    if digits {
+                        "Content-Length out of range"
+                    } else {
+                        "Content-Length is not a number"
+                    },
+                )
             })? as usize;
             if found.is_some_and(|f| f != n) {
                 return Err(ParseError::new(
@@ -981,5 +1051,223 @@ l: 4\r\n\r\nv=0\ntrailing-garbage";
         assert!(SipMessage::parse(b"\xff\xfe\r\n\r\n").is_err());
         let ext = SipMessage::parse(b"NEWMETHOD sip:a@b SIP/2.0\r\n\r\n").unwrap();
         assert_eq!(ext.method(), Some(&Method::Extension("NEWMETHOD".into())));
+    }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    //! One test per rule of the message grammar that the examples above do not cover.
+    use super::*;
+
+    fn parse(s: &str) -> Result<SipMessage, ParseError> {
+        SipMessage::parse(s.as_bytes())
+    }
+
+    #[test]
+    fn status_line_without_reason_phrase() {
+        for raw in ["SIP/2.0 100\r\n\r\n", "SIP/2.0 100 \r\n\r\n"] {
+            let m = parse(raw).unwrap();
+            assert_eq!(m.status(), Some(100));
+            assert_eq!(m.reason(), Some(""));
+            assert_eq!(m.to_bytes(), raw.as_bytes());
+        }
+        assert!(parse("SIP/2.0 1000 Big\r\n\r\n").is_err());
+        assert!(parse("SIP/2.0 099 Small\r\n\r\n").is_err());
+        assert!(parse("SIP/2.0  200 OK\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn names_case_insensitive_and_compact() {
+        let m = parse(
+            "OPTIONS sip:a@b SIP/2.0\r\nvIa: SIP/2.0/UDP h;branch=z9hG4bK1\r\nI: cid\r\nCSEQ: 1 OPTIONS\r\nk: 100rel\r\nSupported: timer\r\nX-Odd: 1\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(m.call_id(), Some("cid"));
+        assert_eq!(m.header_named("call-id"), Some("cid"));
+        assert_eq!(m.header_named("i"), Some("cid"));
+        assert_eq!(m.header_named("x-odd"), Some("1"));
+        assert_eq!(m.supported().collect::<Vec<_>>(), vec!["100rel", "timer"]);
+        assert_eq!(m.top_via().unwrap().branch(), Some("z9hG4bK1"));
+        let written: Vec<_> = m.headers().map(|h| h.written_name).collect();
+        assert_eq!(written, vec!["vIa", "I", "CSEQ", "k", "Supported", "X-Odd"]);
+    }
+
+    #[test]
+    fn whitespace_around_colon() {
+        let m = parse("OPTIONS sip:a@b SIP/2.0\r\nCall-ID \t:\t x@y \r\nSubject:\r\n\r\n").unwrap();
+        assert_eq!(m.call_id(), Some("x@y"));
+        assert_eq!(m.header(HeaderName::Subject), Some(""));
+    }
+
+    #[test]
+    fn folding_over_several_lines_and_empty_first_line() {
+        let raw = "OPTIONS sip:a@b SIP/2.0\r\nSubject: one\r\n two\r\n\tthree\r\nX-Empty:\r\n  later\r\nCall-ID: c\r\n\r\n";
+        let m = parse(raw).unwrap();
+        assert_eq!(m.header(HeaderName::Subject), Some("one two three"));
+        assert_eq!(m.header_named("X-Empty"), Some("later"));
+        assert_eq!(m.call_id(), Some("c"));
+        assert_eq!(m.to_bytes(), raw.as_bytes());
+    }
+
+    #[test]
+    fn list_headers_split_others_not() {
+        let m = parse(
+            "OPTIONS sip:a@b SIP/2.0\r\nAllow: INVITE, ACK ,BYE\r\nAllow: CANCEL\r\nSubject: hello, world\r\nRoute: <sip:p1;lr>, <sip:p2;lr>\r\nRecord-Route: <sip:r1;lr>\r\nWWW-Authenticate: Digest realm=\"a,b\", nonce=\"n\"\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            m.allow().collect::<Vec<_>>(),
+            vec!["INVITE", "ACK", "BYE", "CANCEL"]
+        );
+        assert_eq!(
+            m.header_values(HeaderName::Subject).collect::<Vec<_>>(),
+            vec!["hello, world"]
+        );
+        assert_eq!(m.routes().count(), 2);
+        assert_eq!(m.record_routes().count(), 1);
+        assert_eq!(m.header_values(HeaderName::WwwAuthenticate).count(), 1);
+        let ch = m.www_authenticate().next().unwrap().unwrap();
+        assert_eq!(ch.get("realm").unwrap(), "a,b");
+    }
+
+    #[test]
+    fn contact_star() {
+        let m = parse("REGISTER sip:r SIP/2.0\r\nContact: *\r\nExpires: 0\r\n\r\n").unwrap();
+        assert!(m.contact_is_star());
+        assert_eq!(m.contacts().count(), 0);
+        assert_eq!(m.expires(), Some(0));
+    }
+
+    #[test]
+    fn limits_header_count_line_length_and_vias() {
+        let limits = Limits {
+            max_headers: 5,
+            ..Limits::default()
+        };
+        let mut raw = String::from("OPTIONS sip:a@b SIP/2.0\r\n");
+        for i in 0..6 {
+            raw.push_str(&format!("X-{i}: v\r\n"));
+        }
+        raw.push_str("\r\n");
+        let e = SipMessage::parse_datagram(raw.as_bytes(), &limits).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::TooManyHeaders);
+        assert!(e.reason.contains("too many header lines"));
+
+        let limits = Limits {
+            max_header_line: 40,
+            ..Limits::default()
+        };
+        let long = format!("OPTIONS sip:a@b SIP/2.0\r\nX: {}\r\n\r\n", "a".repeat(50));
+        let e = SipMessage::parse_datagram(long.as_bytes(), &limits).unwrap_err();
+        assert!(e.reason.contains("header line too long"));
+        // Folding does not escape the line limit.
+        let folded = format!(
+            "OPTIONS sip:a@b SIP/2.0\r\nX: {}\r\n {}\r\n\r\n",
+            "a".repeat(30),
+            "b".repeat(30)
+        );
+        let e = SipMessage::parse_datagram(folded.as_bytes(), &limits).unwrap_err();
+        assert!(e.reason.contains("header line too long"));
+        let start = format!("OPTIONS sip:{}@b SIP/2.0\r\n\r\n", "a".repeat(50));
+        let e = SipMessage::parse_datagram(start.as_bytes(), &limits).unwrap_err();
+        assert!(e.reason.contains("start line too long"));
+
+        let limits = Limits {
+            max_via: 3,
+            ..Limits::default()
+        };
+        let ok = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP a, SIP/2.0/UDP b\r\nv: SIP/2.0/UDP c\r\n\r\n";
+        assert!(SipMessage::parse_datagram(ok.as_bytes(), &limits).is_ok());
+        // The fourth value hides in a folded continuation: still counted.
+        let over = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP a, SIP/2.0/UDP b\r\nv: SIP/2.0/UDP c,\r\n SIP/2.0/UDP d\r\n\r\n";
+        let e = SipMessage::parse_datagram(over.as_bytes(), &limits).unwrap_err();
+        assert!(e.reason.contains("too many Via values"));
+    }
+
+    #[test]
+    fn bare_cr_and_nul_are_refused() {
+        let e = parse("OPTIONS sip:a@b SIP/2.0\r\nX: a\rP-Asserted-Identity: <sip:x@y>\r\n\r\n")
+            .unwrap_err();
+        assert!(e.reason.contains("bare CR"));
+        let e = parse("OPTIONS sip:a@b SIP/2.0\r\nX: a\0b\r\n\r\n").unwrap_err();
+        assert!(e.reason.contains("NUL"));
+        // A NUL in the body is fine.
+        let m = parse("OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 3\r\n\r\na\0b").unwrap();
+        assert_eq!(&m.body()[..], b"a\0b");
+    }
+
+    #[test]
+    fn bare_lf_line_ends_parse() {
+        let m = parse("OPTIONS sip:a@b SIP/2.0\nCall-ID: c\nSubject: a\n b\n\nbody").unwrap();
+        assert_eq!(m.call_id(), Some("c"));
+        assert_eq!(m.header(HeaderName::Subject), Some("a b"));
+        assert_eq!(&m.body()[..], b"body");
+    }
+
+    #[test]
+    fn huge_content_length_in_datagram_is_400_not_413() {
+        let e =
+            parse("OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 4000000000\r\n\r\nabc").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ContentLength);
+        assert_eq!(e.status(), 400);
+        let e =
+            parse("OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 99999999999\r\n\r\n").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ContentLength);
+        assert!(e.reason.contains("out of range"));
+        let e = parse("OPTIONS sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n").unwrap_err();
+        assert!(e.reason.contains("not a number"));
+    }
+
+    #[test]
+    fn leading_crlf_before_start_line_is_skipped() {
+        let m = parse("\r\n\r\nOPTIONS sip:a@b SIP/2.0\r\nCall-ID: c\r\n\r\n").unwrap();
+        assert_eq!(m.call_id(), Some("c"));
+        assert!(parse("\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn request_line_errors_name_the_fault() {
+        let cases = [
+            ("INVITE sip:a@b SIP/2.0 \r\n\r\n", "whitespace at the end"),
+            ("INVITE  sip:a@b SIP/2.0\r\n\r\n", "more than one space"),
+            ("INVITE sip:a@b  SIP/2.0\r\n\r\n", "more than one space"),
+            ("INVITE sip:a@b\r\n\r\n", "SIP version"),
+            ("INVITE\r\n\r\n", "without request-URI"),
+            ("INV(ITE sip:a@b SIP/2.0\r\n\r\n", "method is not a token"),
+            (
+                "INVITE sip:a b SIP/2.0\r\n\r\n",
+                "whitespace inside request-URI",
+            ),
+            ("INVITE sip:a@b SIP/2\r\n\r\n", "SIP version"),
+            ("INVITE sip:a@b HTTP/1.1\r\n\r\n", "SIP version"),
+            ("SIP/2.0 2x0 OK\r\n\r\n", "three digits"),
+            ("SIP/X.0 200 OK\r\n\r\n", "SIP version"),
+        ];
+        for (raw, why) in cases {
+            let e = parse(raw).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::StartLine, "{raw:?}");
+            assert!(e.reason.contains(why), "{raw:?}: {}", e.reason);
+        }
+    }
+
+    #[test]
+    fn edited_lines_written_canonically_untouched_kept() {
+        let raw =
+            "SIP/2.0 486 Busy Here\r\nv: SIP/2.0/UDP h;branch=z9hG4bK1\r\nX-A :  1\r\nl: 0\r\n\r\n";
+        let mut m = parse(raw).unwrap();
+        assert_eq!(m.to_bytes(), raw.as_bytes());
+        m.replace_named("X-A", "2");
+        let s = String::from_utf8(m.to_bytes()).unwrap();
+        assert_eq!(
+            s,
+            "SIP/2.0 486 Busy Here\r\nv: SIP/2.0/UDP h;branch=z9hG4bK1\r\nX-A: 2\r\nl: 0\r\n\r\n"
+        );
+        m.set_status(480, "Temporarily Unavailable");
+        assert!(m
+            .to_bytes()
+            .starts_with(b"SIP/2.0 480 Temporarily Unavailable\r\n"));
+        let top = m.remove_first_value(HeaderName::Via).unwrap();
+        assert_eq!(top, "SIP/2.0/UDP h;branch=z9hG4bK1");
+        assert_eq!(m.vias().count(), 0);
     }
 }

@@ -107,6 +107,9 @@ pub fn parse_hostport(s: &str) -> Result<(Host<'_>, Option<u16>), ParseError> {
             ),
         }
     } else {
+        if s.bytes().filter(|c| *c == b':').count() > 1 {
+            return Err(bad("IPv6 address not enclosed in brackets"));
+        }
         match s.split_once(':') {
             Some((h, p)) => (h, Some(p)),
             None => (s, None),
@@ -236,18 +239,21 @@ impl<'a> Uri<'a> {
                 Ok(uri)
             }
             Scheme::Sip | Scheme::Sips => {
-                let (main, headers) = match rest.split_once('?') {
+                // userinfo may hold `?`, `;` and `,` (RFC 3261 user-unreserved) but
+                // never `@`, and neither may host, parameters or headers: the first
+                // `@` ends the userinfo, and only after it does `?` start headers.
+                let (userinfo, after_user) = match rest.find('@') {
+                    Some(i) => (
+                        Some(rest.get(..i).unwrap_or("")),
+                        rest.get(i + 1..).unwrap_or(""),
+                    ),
+                    None => (None, rest),
+                };
+                let (hostpart, headers) = match after_user.split_once('?') {
                     Some((m, h)) => (m, Some(h)),
-                    None => (rest, None),
+                    None => (after_user, None),
                 };
                 uri.headers = headers;
-                let (userinfo, hostpart) = match main.rfind('@') {
-                    Some(i) => (
-                        Some(main.get(..i).unwrap_or("")),
-                        main.get(i + 1..).unwrap_or(""),
-                    ),
-                    None => (None, main),
-                };
                 if let Some(ui) = userinfo {
                     let (user, password) = match ui.split_once(':') {
                         Some((u, p)) => (u, Some(p)),
@@ -363,5 +369,56 @@ mod tests {
         let u = Uri::parse("http://example.com/x").unwrap();
         assert_eq!(u.scheme, Scheme::Other("http"));
         assert!(!u.is_sip());
+    }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::*;
+
+    #[test]
+    fn user_part_may_hold_question_mark_and_semicolons() {
+        let u = Uri::parse("sip:odd?user;x=y,z@example.com;transport=udp?Subject=hi").unwrap();
+        assert_eq!(u.user, Some("odd?user;x=y,z"));
+        assert_eq!(u.host, Host::Name("example.com"));
+        assert_eq!(u.transport(), Some("udp"));
+        assert_eq!(u.headers, Some("Subject=hi"));
+    }
+
+    #[test]
+    fn ipv6_forms_of_rfc5118() {
+        let u = Uri::parse("sip:[2001:db8::10:5070]").unwrap();
+        assert_eq!(u.host, Host::V6("2001:db8::10:5070".parse().unwrap()));
+        assert_eq!(u.port, None);
+        let u = Uri::parse("sip:[2001:db8::10]:5070").unwrap();
+        assert_eq!(u.port, Some(5070));
+        let u = Uri::parse("sip:u@[::ffff:192.0.2.10]").unwrap();
+        assert_eq!(u.host.to_string(), "[::ffff:192.0.2.10]");
+        let u = Uri::parse("sip:u@[2001:db8::192.0.2.1]").unwrap();
+        assert!(matches!(u.host, Host::V6(_)));
+        let e = Uri::parse("sip:2001:db8::10").unwrap_err();
+        assert!(e.reason.contains("not enclosed in brackets"));
+        let e = Uri::parse("sip:[fe80::1%25eth0]").unwrap_err();
+        assert!(e.reason.contains("invalid IPv6"));
+        assert!(Uri::parse("sip:[2001:db8:::1]").is_err());
+        assert!(Uri::parse("sip:[1:2:3:4:5:6:7:8:9]").is_err());
+        assert!(Uri::parse("sip:[192.0.2.1]").is_err());
+    }
+
+    #[test]
+    fn sips_ports_and_hosts() {
+        let u = Uri::parse("SIPS:bob@192.0.2.4:5061").unwrap();
+        assert_eq!(u.scheme, Scheme::Sips);
+        assert_eq!(u.host, Host::V4("192.0.2.4".parse().unwrap()));
+        assert!(Uri::parse("sip:bob@192.0.2.4:70000").is_err());
+        assert!(Uri::parse("sip:bob@192.0.2.4:").is_err());
+        assert!(Uri::parse("sip:bob@").is_err());
+        assert!(Uri::parse("sip:@host").is_err());
+        assert!(Uri::parse("sip:bo b@host").is_err());
+        assert!(Uri::parse("sip:bob@ho_st").is_err());
+        assert!(Uri::parse("tel:").is_err());
+        assert!(Uri::parse("1sip:x").is_err());
+        let t = Uri::parse("tel:*31#").unwrap();
+        assert_eq!(t.user, Some("*31#"));
     }
 }
