@@ -29,7 +29,9 @@ pub struct RuntimeConfig {
 /// and the core hand messages over without cross-thread wakeups, which is what a
 /// SIP message's cost is dominated by otherwise; the store writes on its own thread.
 pub fn run(rc: RuntimeConfig) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(serve(rc))
 }
 
@@ -61,7 +63,8 @@ fn store_writer(store: Arc<SledStore>, rx: std::sync::mpsc::Receiver<Vec<Output>
         let item = if dirty {
             rx.recv_timeout(Duration::from_millis(100))
         } else {
-            rx.recv().map_err(|_| std::sync::mpsc::RecvTimeoutError::Disconnected)
+            rx.recv()
+                .map_err(|_| std::sync::mpsc::RecvTimeoutError::Disconnected)
         };
         match item {
             Ok(batch) => {
@@ -137,7 +140,10 @@ async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
     }
     let mut engine = Engine::new(rc.engine);
     if !records.is_empty() {
-        tracing::info!(calls = records.len(), "restored established calls from the store");
+        tracing::info!(
+            calls = records.len(),
+            "restored established calls from the store"
+        );
     }
     engine.restore(records);
     let (store_tx, store_rx) = std::sync::mpsc::channel::<Vec<Output>>();
@@ -224,7 +230,10 @@ pub fn from_config(cfg: &crate::config::Config) -> anyhow::Result<RuntimeConfig>
     let listen = cfg
         .interfaces
         .iter()
-        .map(|i| ListenSpec { udp: i.udp, tcp: i.tcp })
+        .map(|i| ListenSpec {
+            udp: i.udp,
+            tcp: i.tcp,
+        })
         .collect();
     let mut routes = Vec::new();
     for r in &cfg.routes {
@@ -243,7 +252,9 @@ pub fn from_config(cfg: &crate::config::Config) -> anyhow::Result<RuntimeConfig>
                         .to_socket_addrs()
                         .ok()
                         .and_then(|mut a| a.next())
-                        .ok_or_else(|| anyhow::anyhow!("cannot resolve route next hop {}", h.uri))?,
+                        .ok_or_else(|| {
+                            anyhow::anyhow!("cannot resolve route next hop {}", h.uri)
+                        })?,
                 };
                 Some(NextHop {
                     addr,
@@ -256,7 +267,11 @@ pub fn from_config(cfg: &crate::config::Config) -> anyhow::Result<RuntimeConfig>
                 })
             }
         };
-        routes.push(Route { from, next_hop, egress });
+        routes.push(Route {
+            from,
+            next_hop,
+            egress,
+        });
     }
     Ok(RuntimeConfig {
         engine: EngineConfig {

@@ -118,4 +118,3 @@ fn subscriber_commands_say_not_implemented() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not implemented yet (issue 4)"));
 }
-

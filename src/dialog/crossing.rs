@@ -46,7 +46,9 @@ pub fn copy_across(src: &SipMessage, dst: &mut SipMessage) {
         if PASSED.contains(&h.name) {
             dst.push(h.name, h.value);
         } else if h.name == HeaderName::Other
-            && PASSED_NAMED.iter().any(|n| n.eq_ignore_ascii_case(h.written_name))
+            && PASSED_NAMED
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(h.written_name))
         {
             dst.push_named(h.written_name, h.value);
         }

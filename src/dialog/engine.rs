@@ -223,38 +223,53 @@ fn strip_tag(value: &str) -> String {
 
 /// The first URI of a Contact value, as written.
 fn contact_uri(msg: &SipMessage) -> Option<String> {
-    msg.contacts().next().and_then(|c| c.ok()).map(|c| c.uri.raw.to_string())
+    msg.contacts()
+        .next()
+        .and_then(|c| c.ok())
+        .map(|c| c.uri.raw.to_string())
 }
 
 /// Record-Route values in received order.
 fn record_routes(msg: &SipMessage) -> Vec<String> {
-    msg.header_values(HeaderName::RecordRoute).map(str::to_string).collect()
+    msg.header_values(HeaderName::RecordRoute)
+        .map(str::to_string)
+        .collect()
 }
 
-/// The address a request on a leg is sent to: the first Route or the remote target
-/// when it names an IP literal, else the peer the dialog was set up with.
+/// The address a request on a leg is sent to. On the caller's leg, where the
+/// request came from (symmetric signaling: the caller may be behind NAT and its
+/// Contact unreachable); on the callee's leg the first Route or the remote target
+/// when it names an IP literal, else the next hop the call was sent to.
 fn dialog_peer(leg: &Leg) -> Peer {
     let mut peer = leg.peer.to_peer();
+    if leg.latched {
+        return peer;
+    }
     let target = match leg.route_set.first() {
-        Some(r) => NameAddr::parse(r)
-            .ok()
-            .map(|n| (n.uri.host.ip(), n.uri.port, n.uri.transport().map(str::to_string))),
+        Some(r) => NameAddr::parse(r).ok().map(|n| {
+            (
+                n.uri.host.ip(),
+                n.uri.port,
+                n.uri.transport().map(str::to_string),
+            )
+        }),
         None => Uri::parse(&leg.remote_target)
             .ok()
             .map(|u| (u.host.ip(), u.port, u.transport().map(str::to_string))),
     };
-    if let Some((host, port, transport)) = target {
-        if let Some(ip) = host {
-            let tcp = transport.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("tcp")) || peer.transport == Transport::Tcp;
-            // Only leave the peer's own connection when the target really differs.
-            let addr = SocketAddr::new(ip, port.unwrap_or(5060));
-            if addr != peer.addr {
-                peer.addr = addr;
-                peer.conn = None;
-            }
-            if tcp {
-                peer.transport = Transport::Tcp;
-            }
+    if let Some((Some(ip), port, transport)) = target {
+        let tcp = transport
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("tcp"))
+            || peer.transport == Transport::Tcp;
+        // Only leave the peer's own connection when the target really differs.
+        let addr = SocketAddr::new(ip, port.unwrap_or(5060));
+        if addr != peer.addr {
+            peer.addr = addr;
+            peer.conn = None;
+        }
+        if tcp {
+            peer.transport = Transport::Tcp;
         }
     }
     peer
@@ -421,8 +436,13 @@ impl Engine {
     /// when the partial message is a request with a usable Via, dropped otherwise.
     pub fn on_malformed(&mut self, err: ParseError, peer: Peer) {
         tracing::debug!(from = %peer.addr, "malformed message: {}", err.reason);
-        let Some(partial) = err.partial.as_deref() else { return };
-        if !partial.is_request() || partial.method() == Some(&Method::Ack) || partial.top_via().is_err() {
+        let Some(partial) = err.partial.as_deref() else {
+            return;
+        };
+        if !partial.is_request()
+            || partial.method() == Some(&Method::Ack)
+            || partial.top_via().is_err()
+        {
             return;
         }
         let resp = partial.make_response(err.status(), &phrase(&err.reason));
@@ -518,7 +538,10 @@ impl Engine {
         match incoming {
             Incoming::NewRequest { id, msg } => {
                 self.server_reqs.insert(id, msg.clone());
-                let to_tag = msg.to_header().ok().and_then(|t| t.tag().map(str::to_string));
+                let to_tag = msg
+                    .to_header()
+                    .ok()
+                    .and_then(|t| t.tag().map(str::to_string));
                 match to_tag {
                     Some(tag) => self.in_dialog(id, msg, &tag, now),
                     None => self.out_of_dialog(id, msg, peer, now),
@@ -526,7 +549,11 @@ impl Engine {
             }
             Incoming::Cancel { id, invite, msg } => self.on_cancel(id, invite, &msg, now),
             Incoming::AckFor2xx { msg, .. } => self.on_ack(&msg),
-            Incoming::Response { id, msg, retransmission } => self.on_response(id, msg, retransmission, now),
+            Incoming::Response {
+                id,
+                msg,
+                retransmission,
+            } => self.on_response(id, msg, retransmission, now),
             Incoming::Invalid { msg, reason } => {
                 if msg.is_request() && msg.method() != Some(&Method::Ack) && msg.top_via().is_ok() {
                     let r = msg.make_response(400, reason);
@@ -567,7 +594,13 @@ impl Engine {
 
     /// Starts a client transaction; a refusal (layer full) is reported as the
     /// transport error it amounts to.
-    fn send(&mut self, req: SipMessage, peer: Peer, role: ClientRole, now: Instant) -> Option<ClientTxId> {
+    fn send(
+        &mut self,
+        req: SipMessage,
+        peer: Peer,
+        role: ClientRole,
+        now: Instant,
+    ) -> Option<ClientTxId> {
         match self.tl.send_request(req, peer, now) {
             Ok(id) => {
                 self.clients.insert(id, role);
@@ -582,7 +615,9 @@ impl Engine {
     }
 
     fn reply(&mut self, id: ServerTxId, code: u16, reason: &str, now: Instant) {
-        let Some(req) = self.server_req(id) else { return };
+        let Some(req) = self.server_req(id) else {
+            return;
+        };
         let mut r = req.make_response(code, reason);
         if code > 100 {
             r.set_to_tag(&new_tag());
@@ -591,8 +626,17 @@ impl Engine {
         self.respond(id, r, now);
     }
 
-    fn reply_with(&mut self, id: ServerTxId, code: u16, reason: &str, extra: &[(HeaderName, &str)], now: Instant) {
-        let Some(req) = self.server_req(id) else { return };
+    fn reply_with(
+        &mut self,
+        id: ServerTxId,
+        code: u16,
+        reason: &str,
+        extra: &[(HeaderName, &str)],
+        now: Instant,
+    ) {
+        let Some(req) = self.server_req(id) else {
+            return;
+        };
         let mut r = req.make_response(code, reason);
         r.set_to_tag(&new_tag());
         for (n, v) in extra {
@@ -605,7 +649,9 @@ impl Engine {
     // ----- out-of-dialog requests -----
 
     fn out_of_dialog(&mut self, id: ServerTxId, msg: SipMessage, peer: &Peer, now: Instant) {
-        let Some(method) = msg.method().cloned() else { return };
+        let Some(method) = msg.method().cloned() else {
+            return;
+        };
         let iface = peer.iface;
         let uri = msg.request_uri().and_then(|u| Uri::parse(u).ok());
         let to_self = uri.as_ref().is_some_and(|u| {
@@ -617,7 +663,13 @@ impl Engine {
                     .is_some_and(|i| i.is_own_host(&u.host.to_string(), u.port))
         });
         if let Method::Extension(_) = method {
-            return self.reply_with(id, 501, "Not Implemented", &[(HeaderName::Allow, ALLOW)], now);
+            return self.reply_with(
+                id,
+                501,
+                "Not Implemented",
+                &[(HeaderName::Allow, ALLOW)],
+                now,
+            );
         }
         if to_self {
             return match method {
@@ -625,13 +677,31 @@ impl Engine {
                     id,
                     200,
                     "OK",
-                    &[(HeaderName::Allow, ALLOW), (HeaderName::Accept, "application/sdp")],
+                    &[
+                        (HeaderName::Allow, ALLOW),
+                        (HeaderName::Accept, "application/sdp"),
+                    ],
                     now,
                 ),
-                _ => self.reply_with(id, 405, "Method Not Allowed", &[(HeaderName::Allow, ALLOW)], now),
+                _ => self.reply_with(
+                    id,
+                    405,
+                    "Method Not Allowed",
+                    &[(HeaderName::Allow, ALLOW)],
+                    now,
+                ),
             };
         }
-        if matches!(method, Method::Register | Method::Subscribe | Method::Refer | Method::Publish | Method::Bye | Method::Prack | Method::Update) {
+        if matches!(
+            method,
+            Method::Register
+                | Method::Subscribe
+                | Method::Refer
+                | Method::Publish
+                | Method::Bye
+                | Method::Prack
+                | Method::Update
+        ) {
             let (code, why) = if matches!(method, Method::Bye | Method::Prack | Method::Update) {
                 (481, "Call/Transaction Does Not Exist")
             } else {
@@ -653,12 +723,24 @@ impl Engine {
             return self.reply(id, 500, "Server Internal Error (bad route)", now);
         };
         if !egress.has(hop.transport) {
-            return self.reply(id, 503, "Service Unavailable (egress transport not configured)", now);
+            return self.reply(
+                id,
+                503,
+                "Service Unavailable (egress transport not configured)",
+                now,
+            );
         }
         if method == Method::Invite && self.calls.len() >= self.cfg.max_calls {
-            return self.reply_with(id, 503, "Service Unavailable (call limit)", &[(HeaderName::RetryAfter, "5")], now);
+            return self.reply_with(
+                id,
+                503,
+                "Service Unavailable (call limit)",
+                &[(HeaderName::RetryAfter, "5")],
+                now,
+            );
         }
-        let (Ok(from), Ok(to), Some(call_id)) = (msg.from_header(), msg.to_header(), msg.call_id()) else {
+        let (Ok(from), Ok(to), Some(call_id)) = (msg.from_header(), msg.to_header(), msg.call_id())
+        else {
             return self.reply(id, 400, "Bad Request (From/To/Call-ID)", now);
         };
         let Some(ruri) = uri else {
@@ -675,7 +757,11 @@ impl Engine {
             Some(u) => name_addr(display, &format!("sip:{u}@{host}")),
             None => name_addr(display, &format!("sip:{host}")),
         };
-        let tparam = if hop.transport == Transport::Tcp { ";transport=tcp" } else { "" };
+        let tparam = if hop.transport == Transport::Tcp {
+            ";transport=tcp"
+        } else {
+            ""
+        };
         let target = match &ruser {
             Some(u) => format!("sip:{u}@{}:{}{tparam}", hop.host, hop.port),
             None => format!("sip:{}:{}{tparam}", hop.host, hop.port),
@@ -699,6 +785,7 @@ impl Engine {
             route_set: Vec::new(),
             peer: PeerRecord::from_peer(&b_peer),
             invite_cseq: 1,
+            latched: false,
         };
         let mut req = b.request(method.clone(), None, &egress, mf.saturating_sub(1));
         req.push(HeaderName::UserAgent, PRODUCT);
@@ -732,6 +819,7 @@ impl Engine {
             route_set: record_routes(&msg),
             peer: PeerRecord::from_peer(peer),
             invite_cseq: cseq.seq,
+            latched: true,
         };
         let call_no = self.next_call;
         self.next_call += 1;
@@ -742,7 +830,8 @@ impl Engine {
         self.tags.insert(a_tag, call_no);
         self.tags.insert(b.local_tag.clone(), call_no);
         self.server_calls.insert(id, call_no);
-        self.ring_timers.insert((now + self.cfg.ring_timeout, call_no), ());
+        self.ring_timers
+            .insert((now + self.cfg.ring_timeout, call_no), ());
         self.calls.insert(
             call_no,
             Call {
@@ -764,34 +853,67 @@ impl Engine {
                 callee,
             },
         );
-        let cid = self.send(req, b_peer, ClientRole::InitialInvite { call: call_no }, now);
+        let cid = self.send(
+            req,
+            b_peer,
+            ClientRole::InitialInvite { call: call_no },
+            now,
+        );
         if let Some(c) = self.calls.get_mut(&call_no) {
             c.b_invite = cid;
         }
     }
 
     fn iface_name(&self, i: usize) -> String {
-        self.cfg.ifaces.get(i).map(|f| f.name.clone()).unwrap_or_default()
+        self.cfg
+            .ifaces
+            .get(i)
+            .map(|f| f.name.clone())
+            .unwrap_or_default()
     }
 
     // ----- responses -----
 
     fn on_response(&mut self, id: ClientTxId, msg: SipMessage, retransmission: bool, now: Instant) {
-        let Some(role) = self.clients.get(&id).cloned() else { return };
+        let Some(role) = self.clients.get(&id).cloned() else {
+            return;
+        };
         let code = msg.status().unwrap_or(0);
         if code >= 200 && !(retransmission && code < 300) {
             self.clients.remove(&id);
         }
         match role {
-            ClientRole::InitialInvite { call } => self.invite_response(call, id, msg, retransmission, now),
-            ClientRole::Relay { call, server, origin, method, cseq } => {
-                self.relay_response(call, server, origin, &method, cseq, &msg, retransmission, now)
+            ClientRole::InitialInvite { call } => {
+                self.invite_response(call, id, msg, retransmission, now)
             }
-            ClientRole::Standalone { server, a_tag, a_iface, a_transport } => {
+            ClientRole::Relay {
+                call,
+                server,
+                origin,
+                method,
+                cseq,
+            } => self.relay_response(
+                call,
+                server,
+                origin,
+                &method,
+                cseq,
+                &msg,
+                retransmission,
+                now,
+            ),
+            ClientRole::Standalone {
+                server,
+                a_tag,
+                a_iface,
+                a_transport,
+            } => {
                 if code <= 100 {
                     return;
                 }
-                let Some(req) = self.server_req(server) else { return };
+                let Some(req) = self.server_req(server) else {
+                    return;
+                };
                 let mut r = req.make_response(code, msg.reason().unwrap_or(""));
                 r.set_to_tag(&a_tag);
                 if (200..300).contains(&code) && msg.contacts().next().is_some() {
@@ -807,9 +929,20 @@ impl Engine {
         }
     }
 
-    fn invite_response(&mut self, call_no: u64, _id: ClientTxId, msg: SipMessage, retransmission: bool, now: Instant) {
+    fn invite_response(
+        &mut self,
+        call_no: u64,
+        _id: ClientTxId,
+        msg: SipMessage,
+        retransmission: bool,
+        now: Instant,
+    ) {
         let code = msg.status().unwrap_or(0);
-        let b_tag = msg.to_header().ok().and_then(|t| t.tag().map(str::to_string)).unwrap_or_default();
+        let b_tag = msg
+            .to_header()
+            .ok()
+            .and_then(|t| t.tag().map(str::to_string))
+            .unwrap_or_default();
         let Some(call) = self.calls.get_mut(&call_no) else {
             if (200..300).contains(&code) {
                 self.late_2xx_cleanup(&msg, now);
@@ -865,7 +998,12 @@ impl Engine {
             call.a_final_sent = true;
             call.answered = unix_now();
             call.pending_ack[0] = Some(call.b.invite_cseq);
-            let stale: Vec<String> = call.forks.iter().filter(|f| f.a_tag != a_tag).map(|f| f.a_tag.clone()).collect();
+            let stale: Vec<String> = call
+                .forks
+                .iter()
+                .filter(|f| f.a_tag != a_tag)
+                .map(|f| f.a_tag.clone())
+                .collect();
             call.forks.clear();
             tracing::info!(call = %call.uuid, "call answered");
             for t in stale {
@@ -898,7 +1036,11 @@ impl Engine {
             }
             return f.a_tag.clone();
         }
-        let a_tag = if call.forks.is_empty() { call.a.local_tag.clone() } else { new_tag() };
+        let a_tag = if call.forks.is_empty() {
+            call.a.local_tag.clone()
+        } else {
+            new_tag()
+        };
         call.forks.push(Fork {
             b_tag: b_tag.to_string(),
             a_tag: a_tag.clone(),
@@ -910,9 +1052,13 @@ impl Engine {
 
     /// Relays a B-leg response to the caller's INVITE.
     fn answer_a(&mut self, call_no: u64, msg: &SipMessage, a_tag: &str, now: Instant) {
-        let Some(call) = self.calls.get(&call_no) else { return };
+        let Some(call) = self.calls.get(&call_no) else {
+            return;
+        };
         let Some(inv) = call.a_invite else { return };
-        let Some(req) = self.server_req(inv) else { return };
+        let Some(req) = self.server_req(inv) else {
+            return;
+        };
         let code = msg.status().unwrap_or(500);
         let mut r = req.make_response(code, msg.reason().unwrap_or(""));
         r.set_to_tag(a_tag);
@@ -928,14 +1074,21 @@ impl Engine {
 
     /// ACK and BYE for a 2xx nobody wants (a second fork, or after a cancel).
     fn late_2xx_cleanup(&mut self, msg: &SipMessage, now: Instant) {
-        let (Ok(from), Ok(to), Some(call_id), Ok(cseq)) = (msg.from_header(), msg.to_header(), msg.call_id(), msg.cseq()) else {
+        let (Ok(from), Ok(to), Some(call_id), Ok(cseq)) = (
+            msg.from_header(),
+            msg.to_header(),
+            msg.call_id(),
+            msg.cseq(),
+        ) else {
             return;
         };
         // The client transaction's request tells us the leg this belongs to.
         let Some(call_no) = from.tag().and_then(|t| self.tags.get(t)).copied() else {
             return self.orphan_cleanup(msg, now);
         };
-        let Some(call) = self.calls.get(&call_no) else { return };
+        let Some(call) = self.calls.get(&call_no) else {
+            return;
+        };
         let mut leg = call.b.clone();
         leg.call_id = call_id.to_string();
         leg.remote_tag = to.tag().unwrap_or("").to_string();
@@ -953,9 +1106,17 @@ impl Engine {
     /// A 2xx to an INVITE whose client transaction is gone: re-send our ACK when it
     /// belongs to an established call, otherwise ACK and BYE it.
     fn stray_2xx(&mut self, msg: &SipMessage, now: Instant) {
-        let from_tag = msg.from_header().ok().and_then(|f| f.tag().map(str::to_string));
-        let to_tag = msg.to_header().ok().and_then(|t| t.tag().map(str::to_string));
-        let call = from_tag.and_then(|t| self.tags.get(&t)).and_then(|c| self.calls.get(c));
+        let from_tag = msg
+            .from_header()
+            .ok()
+            .and_then(|f| f.tag().map(str::to_string));
+        let to_tag = msg
+            .to_header()
+            .ok()
+            .and_then(|t| t.tag().map(str::to_string));
+        let call = from_tag
+            .and_then(|t| self.tags.get(&t))
+            .and_then(|c| self.calls.get(c));
         if let Some(call) = call {
             if to_tag.as_deref() == Some(call.b.remote_tag.as_str()) {
                 if let Some((peer, data, _)) = call.last_ack[1].clone() {
@@ -968,7 +1129,9 @@ impl Engine {
     }
 
     fn ack_and_bye(&mut self, mut leg: Leg, invite_cseq: u32, now: Instant) {
-        let Some(iface) = self.cfg.ifaces.get(leg.iface).cloned() else { return };
+        let Some(iface) = self.cfg.ifaces.get(leg.iface).cloned() else {
+            return;
+        };
         let ack = leg.request(Method::Ack, Some(invite_cseq), &iface, 70);
         let peer = dialog_peer(&leg);
         self.out.push(Output::Send {
@@ -977,7 +1140,10 @@ impl Engine {
         });
         leg.local_cseq = leg.local_cseq.max(invite_cseq);
         let mut bye = leg.request(Method::Bye, None, &iface, 70);
-        bye.push(HeaderName::Reason, "SIP;cause=200;text=\"Call completed elsewhere\"");
+        bye.push(
+            HeaderName::Reason,
+            "SIP;cause=200;text=\"Call completed elsewhere\"",
+        );
         self.send(bye, peer, ClientRole::Own, now);
     }
 
@@ -992,7 +1158,13 @@ impl Engine {
 
     // ----- CANCEL, ACK, timers -----
 
-    fn on_cancel(&mut self, id: ServerTxId, invite: Option<ServerTxId>, _msg: &SipMessage, now: Instant) {
+    fn on_cancel(
+        &mut self,
+        id: ServerTxId,
+        invite: Option<ServerTxId>,
+        _msg: &SipMessage,
+        now: Instant,
+    ) {
         let call_no = invite.and_then(|i| self.server_calls.get(&i)).copied();
         let Some(call_no) = call_no else {
             return self.reply(id, 481, "Call/Transaction Does Not Exist", now);
@@ -1003,7 +1175,9 @@ impl Engine {
 
     /// Ends call setup toward the caller with `code` and cancels the callee leg.
     fn abandon_setup(&mut self, call_no: u64, code: u16, reason: &str, now: Instant) {
-        let Some(call) = self.calls.get_mut(&call_no) else { return };
+        let Some(call) = self.calls.get_mut(&call_no) else {
+            return;
+        };
         if call.state == State::Confirmed || call.a_final_sent {
             return;
         }
@@ -1040,16 +1214,34 @@ impl Engine {
     }
 
     fn on_ack(&mut self, msg: &SipMessage) {
-        let Some(tag) = msg.to_header().ok().and_then(|t| t.tag().map(str::to_string)) else { return };
-        let Some(&call_no) = self.tags.get(&tag) else { return };
-        let Some(call) = self.calls.get_mut(&call_no) else { return };
-        let side = if call.b.local_tag == tag { Side::B } else { Side::A };
+        let Some(tag) = msg
+            .to_header()
+            .ok()
+            .and_then(|t| t.tag().map(str::to_string))
+        else {
+            return;
+        };
+        let Some(&call_no) = self.tags.get(&tag) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&call_no) else {
+            return;
+        };
+        let side = if call.b.local_tag == tag {
+            Side::B
+        } else {
+            Side::A
+        };
         if msg.call_id() != Some(call.leg(side).call_id.as_str()) {
             return;
         }
-        let Some(other_cseq) = call.pending_ack[idx(side)].take() else { return };
+        let Some(other_cseq) = call.pending_ack[idx(side)].take() else {
+            return;
+        };
         let other = side.other();
-        let Some(iface) = self.cfg.ifaces.get(call.leg(other).iface).cloned() else { return };
+        let Some(iface) = self.cfg.ifaces.get(call.leg(other).iface).cloned() else {
+            return;
+        };
         let leg = call.leg_mut(other);
         let mut ack = leg.request(Method::Ack, Some(other_cseq), &iface, 70);
         copy_body(msg, &mut ack);
@@ -1069,25 +1261,38 @@ impl Engine {
     fn client_failed(&mut self, role: ClientRole, now: Instant) {
         match role {
             ClientRole::InitialInvite { call } => {
-                let code_sent = self.calls.get(&call).map(|c| c.a_final_sent).unwrap_or(true);
+                let code_sent = self
+                    .calls
+                    .get(&call)
+                    .map(|c| c.a_final_sent)
+                    .unwrap_or(true);
                 if !code_sent {
                     self.abandon_setup(call, 408, "Request Timeout", now);
                 }
                 self.end_call(call, 408, "callee timeout");
             }
-            ClientRole::Relay { call, server, method, .. } => {
+            ClientRole::Relay {
+                call,
+                server,
+                method,
+                ..
+            } => {
                 self.reply(server, 408, "Request Timeout", now);
                 if method == Method::Bye {
                     self.end_call(call, 200, "bye timeout");
                 }
             }
-            ClientRole::Standalone { server, .. } => self.reply(server, 408, "Request Timeout", now),
+            ClientRole::Standalone { server, .. } => {
+                self.reply(server, 408, "Request Timeout", now)
+            }
             ClientRole::Own => {}
         }
     }
 
     fn server_no_ack(&mut self, id: ServerTxId, now: Instant) {
-        let Some(call_no) = self.server_calls.remove(&id) else { return };
+        let Some(call_no) = self.server_calls.remove(&id) else {
+            return;
+        };
         let confirmed_unacked = self
             .calls
             .get(&call_no)
@@ -1100,11 +1305,15 @@ impl Engine {
 
     /// Sends BYE on both legs (sipveil itself ends the call).
     fn hangup_both(&mut self, call_no: u64, now: Instant) {
-        let Some(call) = self.calls.get_mut(&call_no) else { return };
+        let Some(call) = self.calls.get_mut(&call_no) else {
+            return;
+        };
         let mut byes = Vec::new();
         for side in [Side::A, Side::B] {
             let iface_idx = call.leg(side).iface;
-            let Some(iface) = self.cfg.ifaces.get(iface_idx).cloned() else { continue };
+            let Some(iface) = self.cfg.ifaces.get(iface_idx).cloned() else {
+                continue;
+            };
             let leg = call.leg_mut(side);
             let mut bye = leg.request(Method::Bye, None, &iface, 70);
             bye.push(HeaderName::Reason, "SIP;cause=408;text=\"no ACK\"");
@@ -1119,14 +1328,20 @@ impl Engine {
     // ----- in-dialog requests -----
 
     fn in_dialog(&mut self, id: ServerTxId, msg: SipMessage, tag: &str, now: Instant) {
-        let Some(method) = msg.method().cloned() else { return };
+        let Some(method) = msg.method().cloned() else {
+            return;
+        };
         let Some(&call_no) = self.tags.get(tag) else {
             return self.reply(id, 481, "Call/Transaction Does Not Exist", now);
         };
         let Some(call) = self.calls.get_mut(&call_no) else {
             return self.reply(id, 481, "Call/Transaction Does Not Exist", now);
         };
-        let side = if call.b.local_tag == tag { Side::B } else { Side::A };
+        let side = if call.b.local_tag == tag {
+            Side::B
+        } else {
+            Side::A
+        };
         if msg.call_id() != Some(call.leg(side).call_id.as_str()) {
             return self.reply(id, 481, "Call/Transaction Does Not Exist", now);
         }
@@ -1143,7 +1358,11 @@ impl Engine {
         }
         if side == Side::B && leg.remote_tag.is_empty() {
             // A request from an early dialog of the callee.
-            if let Some(t) = msg.from_header().ok().and_then(|f| f.tag().map(str::to_string)) {
+            if let Some(t) = msg
+                .from_header()
+                .ok()
+                .and_then(|f| f.tag().map(str::to_string))
+            {
                 leg.remote_tag = t;
             }
         }
@@ -1160,15 +1379,29 @@ impl Engine {
                     }
                 }
                 Side::A => {
-                    let from_tag = msg.from_header().ok().and_then(|f| f.tag().map(str::to_string));
-                    if let Some(f) = call.forks.iter().find(|f| Some(&f.b_tag) == from_tag.as_ref()) {
+                    let from_tag = msg
+                        .from_header()
+                        .ok()
+                        .and_then(|f| f.tag().map(str::to_string));
+                    if let Some(f) = call
+                        .forks
+                        .iter()
+                        .find(|f| Some(&f.b_tag) == from_tag.as_ref())
+                    {
                         target_leg.local_tag = f.a_tag.clone();
                     }
                 }
             }
         }
-        let Some(iface) = self.cfg.ifaces.get(target_leg.iface).cloned() else { return };
-        let mf = msg.max_forwards().ok().flatten().unwrap_or(70).saturating_sub(1);
+        let Some(iface) = self.cfg.ifaces.get(target_leg.iface).cloned() else {
+            return;
+        };
+        let mf = msg
+            .max_forwards()
+            .ok()
+            .flatten()
+            .unwrap_or(70)
+            .saturating_sub(1);
         let mut req = target_leg.request(method.clone(), None, &iface, mf.max(1));
         let new_cseq = target_leg.local_cseq;
         call.leg_mut(other).local_cseq = new_cseq;
@@ -1195,10 +1428,26 @@ impl Engine {
             now,
         );
         if method == Method::Bye {
-            let uuid = self.calls.get(&call_no).map(|c| c.uuid.clone()).unwrap_or_default();
+            let uuid = self
+                .calls
+                .get(&call_no)
+                .map(|c| c.uuid.clone())
+                .unwrap_or_default();
             tracing::info!(call = %uuid, from = ?side, "call end (BYE)");
-            self.end_call(call_no, 200, if side == Side::A { "caller hangup" } else { "callee hangup" });
-        } else if self.calls.get(&call_no).is_some_and(|c| c.state == State::Confirmed) {
+            self.end_call(
+                call_no,
+                200,
+                if side == Side::A {
+                    "caller hangup"
+                } else {
+                    "callee hangup"
+                },
+            );
+        } else if self
+            .calls
+            .get(&call_no)
+            .is_some_and(|c| c.state == State::Confirmed)
+        {
             self.persist(call_no);
         }
     }
@@ -1231,7 +1480,9 @@ impl Engine {
             }
             return;
         }
-        let Some(req) = self.server_req(server) else { return };
+        let Some(req) = self.server_req(server) else {
+            return;
+        };
         let mut r = req.make_response(code, msg.reason().unwrap_or(""));
         let mut origin_iface = None;
         if let Some(call) = self.calls.get_mut(&call_no) {
@@ -1262,7 +1513,9 @@ impl Engine {
     // ----- bookkeeping -----
 
     fn persist(&mut self, call_no: u64) {
-        let Some(call) = self.calls.get(&call_no) else { return };
+        let Some(call) = self.calls.get(&call_no) else {
+            return;
+        };
         if let Ok(value) = serde_json::to_vec(&call.record()) {
             self.out.push(Output::Persist {
                 key: format!("call/{}", call.uuid),
@@ -1272,7 +1525,9 @@ impl Engine {
     }
 
     fn end_call(&mut self, call_no: u64, status: u16, reason: &str) {
-        let Some(call) = self.calls.remove(&call_no) else { return };
+        let Some(call) = self.calls.remove(&call_no) else {
+            return;
+        };
         self.tags.remove(&call.a.local_tag);
         self.tags.remove(&call.b.local_tag);
         for f in &call.forks {
@@ -1312,7 +1567,8 @@ impl Engine {
 }
 
 /// Methods sipveil handles (Allow header of its own answers).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, MESSAGE, PRACK, NOTIFY, REFER";
+pub const ALLOW: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, MESSAGE, PRACK, NOTIFY, REFER";
 
 #[cfg(test)]
 mod tests {
@@ -1320,7 +1576,10 @@ mod tests {
 
     #[test]
     fn strip_tag_keeps_other_params() {
-        assert_eq!(strip_tag("\"A\" <sip:a@x>;tag=123;foo=bar"), "\"A\" <sip:a@x>;foo=bar");
+        assert_eq!(
+            strip_tag("\"A\" <sip:a@x>;tag=123;foo=bar"),
+            "\"A\" <sip:a@x>;foo=bar"
+        );
         assert_eq!(strip_tag("<sip:a@x>"), "<sip:a@x>");
         assert_eq!(strip_tag("sip:a@x;tag=9"), "sip:a@x");
     }

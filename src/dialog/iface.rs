@@ -27,7 +27,11 @@ impl IfaceInfo {
             Transport::Udp => self.udp,
             Transport::Tcp => self.tcp,
         };
-        primary.or(self.udp).or(self.tcp).map(|a| a.port()).unwrap_or(5060)
+        primary
+            .or(self.udp)
+            .or(self.tcp)
+            .map(|a| a.port())
+            .unwrap_or(5060)
     }
 
     /// Whether the interface can send over `t`.
@@ -44,7 +48,11 @@ impl IfaceInfo {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
         };
-        format!("SIP/2.0/{tok} {}:{};branch={branch};rport", self.advertise, self.port(t))
+        format!(
+            "SIP/2.0/{tok} {}:{};branch={branch};rport",
+            self.advertise,
+            self.port(t)
+        )
     }
 
     /// Our Contact on this interface.
@@ -62,7 +70,8 @@ impl IfaceInfo {
                 .iter()
                 .flatten()
                 .any(|a| host.trim_matches(['[', ']']) == a.ip().to_string());
-        let port_matches = port.is_none_or(|p| [self.udp, self.tcp].iter().flatten().any(|a| a.port() == p));
+        let port_matches =
+            port.is_none_or(|p| [self.udp, self.tcp].iter().flatten().any(|a| a.port() == p));
         host_matches && port_matches
     }
 }

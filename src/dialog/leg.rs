@@ -51,7 +51,11 @@ impl PeerRecord {
     pub fn to_peer(&self) -> Peer {
         Peer {
             addr: self.addr,
-            transport: if self.tcp { Transport::Tcp } else { Transport::Udp },
+            transport: if self.tcp {
+                Transport::Tcp
+            } else {
+                Transport::Udp
+            },
             iface: self.iface,
             conn: None,
         }
@@ -85,6 +89,10 @@ pub struct Leg {
     pub peer: PeerRecord,
     /// CSeq of the INVITE that created the dialog on this leg.
     pub invite_cseq: u32,
+    /// Requests go to `peer` as learned from the peer's own traffic, whatever its
+    /// Contact says (the caller's leg).
+    #[serde(default)]
+    pub latched: bool,
 }
 
 /// A fresh branch with the RFC 3261 magic cookie.
@@ -116,7 +124,13 @@ fn with_tag(uri: &str, tag: &str) -> String {
 impl Leg {
     /// Builds an in-dialog request on this leg (RFC 3261 §12.2.1.1) with the next
     /// local CSeq, or with `cseq` when given (ACK and CANCEL reuse the INVITE's).
-    pub fn request(&mut self, method: Method, cseq: Option<u32>, iface: &IfaceInfo, max_forwards: u32) -> SipMessage {
+    pub fn request(
+        &mut self,
+        method: Method,
+        cseq: Option<u32>,
+        iface: &IfaceInfo,
+        max_forwards: u32,
+    ) -> SipMessage {
         let seq = match cseq {
             Some(n) => n,
             None => {
@@ -125,14 +139,24 @@ impl Leg {
             }
         };
         let mut m = SipMessage::new_request(method.clone(), &self.remote_target);
-        let transport = if self.peer.tcp { Transport::Tcp } else { Transport::Udp };
+        let transport = if self.peer.tcp {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        };
         m.push(HeaderName::Via, &iface.via(transport, &new_branch()));
         m.push(HeaderName::MaxForwards, &max_forwards.to_string());
         for r in &self.route_set {
             m.push(HeaderName::Route, r);
         }
-        m.push(HeaderName::From, &with_tag(&self.local_uri, &self.local_tag));
-        m.push(HeaderName::To, &with_tag(&self.remote_uri, &self.remote_tag));
+        m.push(
+            HeaderName::From,
+            &with_tag(&self.local_uri, &self.local_tag),
+        );
+        m.push(
+            HeaderName::To,
+            &with_tag(&self.remote_uri, &self.remote_tag),
+        );
         m.push(HeaderName::CallId, &self.call_id);
         m.push(HeaderName::CSeq, &format!("{seq} {}", method.as_str()));
         if is_target_refresh(&method) {

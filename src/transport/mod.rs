@@ -128,8 +128,16 @@ impl Sender {
     pub fn send(&self, peer: &Peer, data: Bytes) {
         match peer.transport {
             Transport::Udp => {
-                let Some(sock) = self.inner.ifaces.get(peer.iface).and_then(|i| i.udp.as_ref()) else {
-                    tracing::warn!(iface = peer.iface, "no UDP socket on interface; message dropped");
+                let Some(sock) = self
+                    .inner
+                    .ifaces
+                    .get(peer.iface)
+                    .and_then(|i| i.udp.as_ref())
+                else {
+                    tracing::warn!(
+                        iface = peer.iface,
+                        "no UDP socket on interface; message dropped"
+                    );
                     return;
                 };
                 match sock.try_send_to(&data, peer.addr) {

@@ -32,7 +32,11 @@ pub(super) async fn accept_loop(sender: Sender, iface: usize, listener: TcpListe
     }
 }
 
-fn register(sender: &Sender, iface: usize, remote: SocketAddr) -> (u64, mpsc::UnboundedReceiver<Bytes>) {
+fn register(
+    sender: &Sender,
+    iface: usize,
+    remote: SocketAddr,
+) -> (u64, mpsc::UnboundedReceiver<Bytes>) {
     let id = sender.new_conn_id();
     let (tx, rx) = mpsc::unbounded_channel();
     if let Ok(mut t) = sender.inner.conns.lock() {
@@ -71,7 +75,13 @@ async fn writer(mut wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Unbounded
     }
 }
 
-async fn reader(sender: &Sender, iface: usize, id: u64, mut rd: tokio::net::tcp::OwnedReadHalf, remote: SocketAddr) {
+async fn reader(
+    sender: &Sender,
+    iface: usize,
+    id: u64,
+    mut rd: tokio::net::tcp::OwnedReadHalf,
+    remote: SocketAddr,
+) {
     let mut framer = StreamFramer::new(sender.limits());
     let mut buf = vec![0u8; 16 * 1024];
     let peer = Peer {
@@ -81,7 +91,11 @@ async fn reader(sender: &Sender, iface: usize, id: u64, mut rd: tokio::net::tcp:
         conn: Some(id),
     };
     loop {
-        let wait = if framer.buffered() > 0 { PARTIAL_TIMEOUT } else { IDLE_TIMEOUT };
+        let wait = if framer.buffered() > 0 {
+            PARTIAL_TIMEOUT
+        } else {
+            IDLE_TIMEOUT
+        };
         let n = match tokio::time::timeout(wait, rd.read(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) => return,
             Ok(Ok(n)) => n,
@@ -139,7 +153,12 @@ pub(super) fn send(sender: &Sender, peer: &Peer, data: Bytes) {
     }
     // Open a new connection; queue the message until it is up.
     let (id, rx) = register(sender, peer.iface, peer.addr);
-    let tx = sender.inner.conns.lock().ok().and_then(|t| t.by_id.get(&id).cloned());
+    let tx = sender
+        .inner
+        .conns
+        .lock()
+        .ok()
+        .and_then(|t| t.by_id.get(&id).cloned());
     if let Some(tx) = tx {
         let _ = tx.send(data);
     }
@@ -165,7 +184,11 @@ pub(super) fn send(sender: &Sender, peer: &Peer, data: Bytes) {
 }
 
 async fn connect(local: Option<SocketAddr>, remote: SocketAddr) -> std::io::Result<TcpStream> {
-    let sock = if remote.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let sock = if remote.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     if let Some(l) = local {
         if l.is_ipv4() == remote.is_ipv4() {
             sock.bind(SocketAddr::new(l.ip(), 0))?;
