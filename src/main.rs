@@ -68,7 +68,7 @@ enum SubscriberCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let _log_guard = init_logging();
     match cli.command {
         Command::Check { config } => match Config::load(&config) {
             Ok(cfg) => {
@@ -124,12 +124,16 @@ fn fail(e: &sipveil::config::ConfigError) -> ExitCode {
 }
 
 /// Logs to stderr, filtered by RUST_LOG (default `info`).
-fn init_logging() {
+fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Log lines are written by a background thread so the signaling loop never
+    // waits on stderr; the guard flushes what is queued when main returns.
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .init();
+    guard
 }
 
 /// A typo in `[policy] dir` would silently leave only the built-in defaults active,

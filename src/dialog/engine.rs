@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -183,7 +184,7 @@ pub struct Engine {
     server_calls: HashMap<ServerTxId, u64>,
     clients: HashMap<ClientTxId, ClientRole>,
     /// Requests of server transactions not yet answered finally (to build answers).
-    server_reqs: HashMap<ServerTxId, SipMessage>,
+    server_reqs: HashMap<ServerTxId, Rc<SipMessage>>,
     ring_timers: BTreeMap<(Instant, u64), ()>,
     out: Vec<Output>,
 }
@@ -537,14 +538,15 @@ impl Engine {
     fn dispatch(&mut self, incoming: Incoming, peer: &Peer, now: Instant) {
         match incoming {
             Incoming::NewRequest { id, msg } => {
+                let msg = Rc::new(msg);
                 self.server_reqs.insert(id, msg.clone());
                 let to_tag = msg
                     .to_header()
                     .ok()
                     .and_then(|t| t.tag().map(str::to_string));
                 match to_tag {
-                    Some(tag) => self.in_dialog(id, msg, &tag, now),
-                    None => self.out_of_dialog(id, msg, peer, now),
+                    Some(tag) => self.in_dialog(id, &msg, &tag, now),
+                    None => self.out_of_dialog(id, &msg, peer, now),
                 }
             }
             Incoming::Cancel { id, invite, msg } => self.on_cancel(id, invite, &msg, now),
@@ -579,7 +581,7 @@ impl Engine {
     }
 
     fn server_req(&self, id: ServerTxId) -> Option<&SipMessage> {
-        self.server_reqs.get(&id)
+        self.server_reqs.get(&id).map(|r| &**r)
     }
 
     /// Answers a server transaction; a final answer releases its stored request.
@@ -648,7 +650,7 @@ impl Engine {
 
     // ----- out-of-dialog requests -----
 
-    fn out_of_dialog(&mut self, id: ServerTxId, msg: SipMessage, peer: &Peer, now: Instant) {
+    fn out_of_dialog(&mut self, id: ServerTxId, msg: &SipMessage, peer: &Peer, now: Instant) {
         let Some(method) = msg.method().cloned() else {
             return;
         };
@@ -1327,7 +1329,7 @@ impl Engine {
 
     // ----- in-dialog requests -----
 
-    fn in_dialog(&mut self, id: ServerTxId, msg: SipMessage, tag: &str, now: Instant) {
+    fn in_dialog(&mut self, id: ServerTxId, msg: &SipMessage, tag: &str, now: Instant) {
         let Some(method) = msg.method().cloned() else {
             return;
         };
