@@ -89,6 +89,30 @@ struct Fork {
     route_set: Vec<String>,
 }
 
+/// One target the call is offered to (several ring in parallel for a user with
+/// several registered contacts).
+#[derive(Clone, Debug)]
+struct Branch {
+    tx: Option<ClientTxId>,
+    peer: Peer,
+    provisional: bool,
+    cancel_wanted: bool,
+    done: bool,
+    /// Requests on the dialog go to `peer`, not to the Contact (registered NAT users).
+    latched: bool,
+}
+
+/// Where an out-of-dialog request is offered: request-URI and transport address.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// Request-URI of the B-leg request.
+    pub ruri: String,
+    /// Where it is sent.
+    pub peer: Peer,
+    /// Whether in-dialog requests keep going to `peer` whatever the Contact says.
+    pub latched: bool,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Setup,
@@ -101,11 +125,13 @@ struct Call {
     b: Leg,
     state: State,
     a_invite: Option<ServerTxId>,
-    b_invite: Option<ClientTxId>,
+    /// One INVITE client transaction per target the call is offered to.
+    branches: Vec<Branch>,
     forks: Vec<Fork>,
     a_final_sent: bool,
-    b_provisional: bool,
-    cancel_wanted: bool,
+    /// The best final failure seen so far (RFC 3261 §16.7), relayed when every
+    /// branch has failed.
+    best_failure: Option<SipMessage>,
     /// For an INVITE that crossed from `origin`, the CSeq of the INVITE relayed on
     /// the other leg: the origin's ACK becomes an ACK with that CSeq.
     pending_ack: [Option<u32>; 2],
@@ -155,6 +181,7 @@ impl Call {
 enum ClientRole {
     InitialInvite {
         call: u64,
+        branch: usize,
     },
     Relay {
         call: u64,
@@ -187,6 +214,10 @@ pub struct Engine {
     server_reqs: HashMap<ServerTxId, Rc<SipMessage>>,
     ring_timers: BTreeMap<(Instant, u64), ()>,
     out: Vec<Output>,
+}
+
+fn now_unix() -> u64 {
+    unix_now()
 }
 
 fn unix_now() -> u64 {
@@ -417,11 +448,10 @@ impl Engine {
                     b: r.b,
                     state: State::Confirmed,
                     a_invite: None,
-                    b_invite: None,
+                    branches: Vec::new(),
                     forks: Vec::new(),
                     a_final_sent: true,
-                    b_provisional: true,
-                    cancel_wanted: false,
+                    best_failure: None,
                     pending_ack: [None, None],
                     last_ack: [None, None],
                     started: r.started,
@@ -555,7 +585,7 @@ impl Engine {
                 id,
                 msg,
                 retransmission,
-            } => self.on_response(id, msg, retransmission, now),
+            } => self.on_response(id, msg, retransmission, peer, now),
             Incoming::Invalid { msg, reason } => {
                 if msg.is_request() && msg.method() != Some(&Method::Ack) && msg.top_via().is_ok() {
                     let r = msg.make_response(400, reason);
@@ -573,7 +603,7 @@ impl Engine {
                 if msg.status().is_some_and(|c| (200..300).contains(&c))
                     && msg.cseq().is_ok_and(|c| c.method == Method::Invite)
                 {
-                    self.stray_2xx(&msg, now);
+                    self.stray_2xx(&msg, peer, now);
                 }
             }
             Incoming::Retransmission | Incoming::AckAbsorbed => {}
@@ -718,13 +748,14 @@ impl Engine {
         let Some(route) = self.cfg.routes.iter().find(|r| r.from == iface).cloned() else {
             return self.reply(id, 404, "Not Found (no route)", now);
         };
-        let Some(hop) = route.next_hop.clone() else {
-            return self.reply(id, 404, "Not Found (registrar not available)", now);
-        };
         let Some(egress) = self.cfg.ifaces.get(route.egress).cloned() else {
             return self.reply(id, 500, "Server Internal Error (bad route)", now);
         };
-        if !egress.has(hop.transport) {
+        if route
+            .next_hop
+            .as_ref()
+            .is_some_and(|h| !egress.has(h.transport))
+        {
             return self.reply(
                 id,
                 503,
@@ -759,20 +790,35 @@ impl Engine {
             Some(u) => name_addr(display, &format!("sip:{u}@{host}")),
             None => name_addr(display, &format!("sip:{host}")),
         };
-        let tparam = if hop.transport == Transport::Tcp {
-            ";transport=tcp"
-        } else {
-            ""
+        let targets: Vec<Target> = match &route.next_hop {
+            Some(hop) => {
+                let tparam = if hop.transport == Transport::Tcp {
+                    ";transport=tcp"
+                } else {
+                    ""
+                };
+                let ruri = match &ruser {
+                    Some(u) => format!("sip:{u}@{}:{}{tparam}", hop.host, hop.port),
+                    None => format!("sip:{}:{}{tparam}", hop.host, hop.port),
+                };
+                vec![Target {
+                    ruri,
+                    peer: Peer {
+                        addr: hop.addr,
+                        transport: hop.transport,
+                        iface: route.egress,
+                        conn: None,
+                    },
+                    latched: false,
+                }]
+            }
+            None => match self.registered_targets(&ruri, route.egress, now_unix()) {
+                Ok(t) => t,
+                Err((code, reason)) => return self.reply(id, code, reason, now),
+            },
         };
-        let target = match &ruser {
-            Some(u) => format!("sip:{u}@{}:{}{tparam}", hop.host, hop.port),
-            None => format!("sip:{}:{}{tparam}", hop.host, hop.port),
-        };
-        let b_peer = Peer {
-            addr: hop.addr,
-            transport: hop.transport,
-            iface: route.egress,
-            conn: None,
+        let Some(first) = targets.first().cloned() else {
+            return self.reply(id, 480, "Temporarily Unavailable", now);
         };
         let mut b = Leg {
             iface: route.egress,
@@ -783,20 +829,20 @@ impl Engine {
             remote_uri: mk(to_user.as_deref(), to.display),
             local_cseq: 0,
             remote_cseq: 0,
-            remote_target: target,
+            remote_target: first.ruri.clone(),
             route_set: Vec::new(),
-            peer: PeerRecord::from_peer(&b_peer),
+            peer: PeerRecord::from_peer(&first.peer),
             invite_cseq: 1,
-            latched: false,
+            latched: first.latched,
         };
-        let mut req = b.request(method.clone(), None, &egress, mf.saturating_sub(1));
-        req.push(HeaderName::UserAgent, PRODUCT);
-        copy_across(&msg, &mut req);
         let a_tag = new_tag();
         if method != Method::Invite {
+            let mut req = b.request(method.clone(), None, &egress, mf.saturating_sub(1));
+            req.push(HeaderName::UserAgent, PRODUCT);
+            copy_across(msg, &mut req);
             self.send(
                 req,
-                b_peer,
+                first.peer,
                 ClientRole::Standalone {
                     server: id,
                     a_tag,
@@ -807,7 +853,17 @@ impl Engine {
             );
             return;
         }
-        b.invite_cseq = b.local_cseq;
+        b.local_cseq = 1;
+        b.invite_cseq = 1;
+        let mut requests = Vec::with_capacity(targets.len());
+        for t in &targets {
+            b.remote_target = t.ruri.clone();
+            let mut req = b.request(method.clone(), Some(1), &egress, mf.saturating_sub(1));
+            req.push(HeaderName::UserAgent, PRODUCT);
+            copy_across(msg, &mut req);
+            requests.push(req);
+        }
+        b.remote_target = first.ruri.clone();
         let a = Leg {
             iface,
             call_id: call_id.to_string(),
@@ -817,8 +873,8 @@ impl Engine {
             remote_uri: strip_tag(msg.header(HeaderName::From).unwrap_or("")),
             local_cseq: 0,
             remote_cseq: cseq.seq,
-            remote_target: contact_uri(&msg).unwrap_or_default(),
-            route_set: record_routes(&msg),
+            remote_target: contact_uri(msg).unwrap_or_default(),
+            route_set: record_routes(msg),
             peer: PeerRecord::from_peer(peer),
             invite_cseq: cseq.seq,
             latched: true,
@@ -828,12 +884,23 @@ impl Engine {
         let uuid = uuid::Uuid::new_v4().to_string();
         let caller = from_user.unwrap_or_default();
         let callee = ruser.unwrap_or_default();
-        tracing::info!(call = %uuid, %caller, %callee, ingress = %self.iface_name(iface), egress = %egress.name, "call start");
+        tracing::info!(call = %uuid, %caller, %callee, ingress = %self.iface_name(iface), egress = %egress.name, branches = targets.len(), "call start");
         self.tags.insert(a_tag, call_no);
         self.tags.insert(b.local_tag.clone(), call_no);
         self.server_calls.insert(id, call_no);
         self.ring_timers
             .insert((now + self.cfg.ring_timeout, call_no), ());
+        let branches = targets
+            .iter()
+            .map(|t| Branch {
+                tx: None,
+                peer: t.peer.clone(),
+                provisional: false,
+                cancel_wanted: false,
+                done: false,
+                latched: t.latched,
+            })
+            .collect();
         self.calls.insert(
             call_no,
             Call {
@@ -842,11 +909,10 @@ impl Engine {
                 b,
                 state: State::Setup,
                 a_invite: Some(id),
-                b_invite: None,
+                branches,
                 forks: Vec::new(),
                 a_final_sent: false,
-                b_provisional: false,
-                cancel_wanted: false,
+                best_failure: None,
                 pending_ack: [None, None],
                 last_ack: [None, None],
                 started: unix_now(),
@@ -855,15 +921,34 @@ impl Engine {
                 callee,
             },
         );
-        let cid = self.send(
-            req,
-            b_peer,
-            ClientRole::InitialInvite { call: call_no },
-            now,
-        );
-        if let Some(c) = self.calls.get_mut(&call_no) {
-            c.b_invite = cid;
+        for (i, (req, t)) in requests.into_iter().zip(targets).enumerate() {
+            let cid = self.send(
+                req,
+                t.peer,
+                ClientRole::InitialInvite {
+                    call: call_no,
+                    branch: i,
+                },
+                now,
+            );
+            if let Some(c) = self.calls.get_mut(&call_no) {
+                if let Some(b) = c.branches.get_mut(i) {
+                    b.tx = cid;
+                    b.done = cid.is_none();
+                }
+            }
         }
+    }
+
+    /// Targets for a call routed to the registrar: every current binding of the
+    /// request-URI's user, or why there is none.
+    fn registered_targets(
+        &self,
+        _ruri: &Uri<'_>,
+        _egress: usize,
+        _now: u64,
+    ) -> Result<Vec<Target>, (u16, &'static str)> {
+        Err((404, "Not Found (registrar not available)"))
     }
 
     fn iface_name(&self, i: usize) -> String {
@@ -876,7 +961,14 @@ impl Engine {
 
     // ----- responses -----
 
-    fn on_response(&mut self, id: ClientTxId, msg: SipMessage, retransmission: bool, now: Instant) {
+    fn on_response(
+        &mut self,
+        id: ClientTxId,
+        msg: SipMessage,
+        retransmission: bool,
+        src: &Peer,
+        now: Instant,
+    ) {
         let Some(role) = self.clients.get(&id).cloned() else {
             return;
         };
@@ -885,8 +977,8 @@ impl Engine {
             self.clients.remove(&id);
         }
         match role {
-            ClientRole::InitialInvite { call } => {
-                self.invite_response(call, id, msg, retransmission, now)
+            ClientRole::InitialInvite { call, branch } => {
+                self.invite_response(call, branch, msg, retransmission, src, now)
             }
             ClientRole::Relay {
                 call,
@@ -934,9 +1026,10 @@ impl Engine {
     fn invite_response(
         &mut self,
         call_no: u64,
-        _id: ClientTxId,
+        branch: usize,
         msg: SipMessage,
         retransmission: bool,
+        src: &Peer,
         now: Instant,
     ) {
         let code = msg.status().unwrap_or(0);
@@ -947,7 +1040,7 @@ impl Engine {
             .unwrap_or_default();
         let Some(call) = self.calls.get_mut(&call_no) else {
             if (200..300).contains(&code) {
-                self.late_2xx_cleanup(&msg, now);
+                self.late_2xx_cleanup(&msg, src, now);
             }
             return;
         };
@@ -955,16 +1048,18 @@ impl Engine {
             return;
         }
         if code < 200 {
-            call.b_provisional = true;
-            if call.cancel_wanted {
-                call.cancel_wanted = false;
-                let inv = call.b_invite;
-                if let Some(inv) = inv {
-                    self.send_cancel(inv, now);
+            let Some(br) = call.branches.get_mut(branch) else {
+                return;
+            };
+            br.provisional = true;
+            if br.cancel_wanted {
+                br.cancel_wanted = false;
+                if let Some(tx) = br.tx {
+                    self.send_cancel(tx, now);
                 }
                 return;
             }
-            if call.a_final_sent {
+            if call.a_final_sent || call.state == State::Confirmed {
                 return;
             }
             let a_tag = Self::fork_tag(call, &b_tag, &msg);
@@ -973,23 +1068,31 @@ impl Engine {
             return;
         }
         if code < 300 {
+            if let Some(br) = call.branches.get_mut(branch) {
+                br.done = true;
+            }
             if call.state == State::Confirmed {
                 if b_tag == call.b.remote_tag {
                     if let Some((peer, data, _)) = call.last_ack[1].clone() {
                         self.out.push(Output::Send { peer, data });
                     }
                 } else if !retransmission || !b_tag.is_empty() {
-                    self.late_2xx_cleanup(&msg, now);
+                    self.late_2xx_cleanup(&msg, src, now);
                 }
                 return;
             }
             if call.a_final_sent {
                 // The caller cancelled or timed out while the callee answered.
-                self.late_2xx_cleanup(&msg, now);
+                self.late_2xx_cleanup(&msg, src, now);
+                self.cancel_branches(call_no, Some(branch), now);
                 self.end_call(call_no, 487, "cancelled");
                 return;
             }
             let a_tag = Self::fork_tag(call, &b_tag, &msg);
+            if let Some(br) = call.branches.get(branch) {
+                call.b.peer = PeerRecord::from_peer(&br.peer);
+                call.b.latched = br.latched;
+            }
             call.b.remote_tag = b_tag.clone();
             if let Some(t) = contact_uri(&msg) {
                 call.b.remote_target = t;
@@ -1013,18 +1116,56 @@ impl Engine {
             }
             self.tags.insert(a_tag.clone(), call_no);
             self.answer_a(call_no, &msg, &a_tag, now);
+            self.cancel_branches(call_no, Some(branch), now);
             self.persist(call_no);
             return;
         }
-        // Final failure.
+        self.branch_failed(call_no, branch, msg, now);
+    }
+
+    /// A branch ended without answering; when every branch has, the caller gets the
+    /// best of their final responses (RFC 3261 §16.7: a 6xx wins, else the lowest
+    /// class, the first seen within a class).
+    fn branch_failed(&mut self, call_no: u64, branch: usize, msg: SipMessage, now: Instant) {
+        let Some(call) = self.calls.get_mut(&call_no) else {
+            return;
+        };
+        if let Some(br) = call.branches.get_mut(branch) {
+            br.done = true;
+        }
+        if call.state == State::Confirmed {
+            return;
+        }
+        let rank = |c: u16| if c >= 600 { 0 } else { c / 100 };
+        let code = msg.status().unwrap_or(500);
+        let better = call
+            .best_failure
+            .as_ref()
+            .is_none_or(|b| rank(code) < rank(b.status().unwrap_or(500)));
+        if better {
+            call.best_failure = Some(msg);
+        }
+        if code >= 600 {
+            self.cancel_branches(call_no, None, now);
+        }
+        let Some(call) = self.calls.get_mut(&call_no) else {
+            return;
+        };
+        if !call.branches.iter().all(|b| b.done) {
+            return;
+        }
+        let best = call.best_failure.take();
+        let final_code = best.as_ref().and_then(|m| m.status()).unwrap_or(code);
         if call.a_final_sent {
-            self.end_call(call_no, code, "cancelled");
+            self.end_call(call_no, final_code, "cancelled");
             return;
         }
         call.a_final_sent = true;
         let a_tag = call.a.local_tag.clone();
-        self.answer_a(call_no, &msg, &a_tag, now);
-        self.end_call(call_no, code, "rejected");
+        if let Some(best) = best {
+            self.answer_a(call_no, &best, &a_tag, now);
+        }
+        self.end_call(call_no, final_code, "rejected");
     }
 
     /// The A-leg tag for a B-leg early dialog, creating the fork on first sight.
@@ -1075,7 +1216,9 @@ impl Engine {
     }
 
     /// ACK and BYE for a 2xx nobody wants (a second fork, or after a cancel).
-    fn late_2xx_cleanup(&mut self, msg: &SipMessage, now: Instant) {
+    /// ACK and BYE a 2xx nobody wants, built from the 2xx alone (the call may be
+    /// gone) and sent back where the 2xx came from.
+    fn late_2xx_cleanup(&mut self, msg: &SipMessage, src: &Peer, now: Instant) {
         let (Ok(from), Ok(to), Some(call_id), Ok(cseq)) = (
             msg.from_header(),
             msg.to_header(),
@@ -1084,30 +1227,30 @@ impl Engine {
         ) else {
             return;
         };
-        // The client transaction's request tells us the leg this belongs to.
-        let Some(call_no) = from.tag().and_then(|t| self.tags.get(t)).copied() else {
-            return self.orphan_cleanup(msg, now);
-        };
-        let Some(call) = self.calls.get(&call_no) else {
+        let Some(target) = contact_uri(msg) else {
             return;
         };
-        let mut leg = call.b.clone();
-        leg.call_id = call_id.to_string();
-        leg.remote_tag = to.tag().unwrap_or("").to_string();
-        if let Some(t) = contact_uri(msg) {
-            leg.remote_target = t;
-        }
-        leg.route_set = record_routes(msg).into_iter().rev().collect();
+        let leg = Leg {
+            iface: src.iface,
+            call_id: call_id.to_string(),
+            local_tag: from.tag().unwrap_or("").to_string(),
+            remote_tag: to.tag().unwrap_or("").to_string(),
+            local_uri: strip_tag(msg.header(HeaderName::From).unwrap_or("")),
+            remote_uri: strip_tag(msg.header(HeaderName::To).unwrap_or("")),
+            local_cseq: cseq.seq,
+            remote_cseq: 0,
+            remote_target: target,
+            route_set: record_routes(msg).into_iter().rev().collect(),
+            peer: PeerRecord::from_peer(src),
+            invite_cseq: cseq.seq,
+            latched: true,
+        };
         self.ack_and_bye(leg, cseq.seq, now);
-    }
-
-    fn orphan_cleanup(&mut self, _msg: &SipMessage, _now: Instant) {
-        tracing::debug!("2xx for an unknown call ignored");
     }
 
     /// A 2xx to an INVITE whose client transaction is gone: re-send our ACK when it
     /// belongs to an established call, otherwise ACK and BYE it.
-    fn stray_2xx(&mut self, msg: &SipMessage, now: Instant) {
+    fn stray_2xx(&mut self, msg: &SipMessage, src: &Peer, now: Instant) {
         let from_tag = msg
             .from_header()
             .ok()
@@ -1127,7 +1270,7 @@ impl Engine {
                 return;
             }
         }
-        self.late_2xx_cleanup(msg, now);
+        self.late_2xx_cleanup(msg, src, now);
     }
 
     fn ack_and_bye(&mut self, mut leg: Leg, invite_cseq: u32, now: Instant) {
@@ -1186,11 +1329,6 @@ impl Engine {
         call.a_final_sent = true;
         let a_tag = call.a.local_tag.clone();
         let inv = call.a_invite;
-        let b_inv = call.b_invite;
-        let provisional = call.b_provisional;
-        if !provisional {
-            call.cancel_wanted = true;
-        }
         if let Some(inv) = inv {
             if let Some(req) = self.server_req(inv) {
                 let mut r = req.make_response(code, reason);
@@ -1199,10 +1337,30 @@ impl Engine {
                 self.respond(inv, r, now);
             }
         }
-        if provisional {
-            if let Some(b) = b_inv {
-                self.send_cancel(b, now);
+        self.cancel_branches(call_no, None, now);
+    }
+
+    /// CANCELs every unfinished branch but `keep` (§9.1: only once it answered
+    /// provisionally; until then the CANCEL waits for its first 1xx).
+    fn cancel_branches(&mut self, call_no: u64, keep: Option<usize>, now: Instant) {
+        let Some(call) = self.calls.get_mut(&call_no) else {
+            return;
+        };
+        let mut to_cancel = Vec::new();
+        for (i, b) in call.branches.iter_mut().enumerate() {
+            if Some(i) == keep || b.done {
+                continue;
             }
+            if b.provisional {
+                if let Some(tx) = b.tx {
+                    to_cancel.push(tx);
+                }
+            } else {
+                b.cancel_wanted = true;
+            }
+        }
+        for tx in to_cancel {
+            self.send_cancel(tx, now);
         }
     }
 
@@ -1262,16 +1420,17 @@ impl Engine {
     /// A client transaction timed out or could not be sent.
     fn client_failed(&mut self, role: ClientRole, now: Instant) {
         match role {
-            ClientRole::InitialInvite { call } => {
-                let code_sent = self
+            ClientRole::InitialInvite { call, branch } => {
+                // No answer from this target: a 408 of our own stands in for it.
+                let req = self
                     .calls
                     .get(&call)
-                    .map(|c| c.a_final_sent)
-                    .unwrap_or(true);
-                if !code_sent {
-                    self.abandon_setup(call, 408, "Request Timeout", now);
+                    .and_then(|c| c.a_invite)
+                    .and_then(|i| self.server_req(i));
+                if let Some(req) = req {
+                    let timeout = req.make_response(408, "Request Timeout");
+                    self.branch_failed(call, branch, timeout, now);
                 }
-                self.end_call(call, 408, "callee timeout");
             }
             ClientRole::Relay {
                 call,
@@ -1354,7 +1513,7 @@ impl Engine {
         }
         leg.remote_cseq = cseq.seq;
         if is_target_refresh(&method) {
-            if let Some(t) = contact_uri(&msg) {
+            if let Some(t) = contact_uri(msg) {
                 leg.remote_target = t;
             }
         }
@@ -1408,7 +1567,7 @@ impl Engine {
         let new_cseq = target_leg.local_cseq;
         call.leg_mut(other).local_cseq = new_cseq;
         req.push(HeaderName::UserAgent, PRODUCT);
-        copy_across(&msg, &mut req);
+        copy_across(msg, &mut req);
         if method == Method::Prack {
             if let Some(rack) = msg.header(HeaderName::RAck) {
                 let rseq = rack.split_whitespace().next().unwrap_or("1");
