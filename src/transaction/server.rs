@@ -11,7 +11,7 @@ use crate::sip::{HeaderName, Host, Method, SipMessage, Via};
 
 use super::timers::{Slot, Slots};
 use super::{
-    after, build::destination, Action, Incoming, Peer, ServerTxId, TransactionLayer, TxError, TxRef,
+    build::destination, Action, Incoming, Peer, ServerTxId, TransactionLayer, TxError, TxRef,
 };
 
 /// The RFC 3261 branch prefix; a branch without it comes from an RFC 2543 peer.
@@ -272,7 +272,6 @@ impl TransactionLayer {
     ) -> Result<Decision, &'static str> {
         let method = msg.method().ok_or("not a request")?.clone();
         let via = msg.top_via().map_err(|_| "missing or malformed top Via")?;
-        let via_raw = msg.header_values(HeaderName::Via).next().unwrap_or("");
         let cseq = msg.cseq().map_err(|_| "missing or malformed CSeq")?;
         if cseq.method != method {
             return Err("CSeq method does not match the request method");
@@ -281,7 +280,12 @@ impl TransactionLayer {
         let branch = via.branch().filter(|b| b.starts_with(MAGIC));
         let legacy = match branch {
             Some(_) => None,
-            None => Some(LegacyRef::of(msg, via_raw, call_id, cseq.seq)),
+            None => Some(LegacyRef::of(
+                msg,
+                msg.header_values(HeaderName::Via).next().unwrap_or(""),
+                call_id,
+                cseq.seq,
+            )),
         };
 
         if method == Method::Ack {
@@ -328,8 +332,7 @@ impl TransactionLayer {
             },
             (None, None) => return Err("missing or malformed top Via"),
         };
-        let trying = (method == Method::Invite)
-            .then(|| Bytes::from(msg.make_response(100, "Trying").to_bytes()));
+        let trying = (method == Method::Invite).then(|| super::build::trying(msg));
         Ok(Decision::New {
             method,
             key,
@@ -416,12 +419,12 @@ impl TransactionLayer {
                 if tx.peer.transport.reliable() {
                     self.remove_server(id);
                 } else {
-                    let at = after(now, t.t4);
                     self.timers.arm(
                         &mut tx.timers,
                         TxRef::Server(ServerTxId(id)),
                         Slot::Lifetime,
-                        at,
+                        now,
+                        t.t4,
                     );
                 }
                 Some(Decision::AckAbsorbed)
@@ -510,13 +513,20 @@ impl TransactionLayer {
     ) -> Result<(), TxError> {
         let code = resp.status().ok_or(TxError::NotAResponse)?;
         let t = self.cfg.timers;
-        let to_tag = resp.to_header().ok().and_then(|n| n.tag()).unwrap_or("");
-        let call_id = resp.call_id().unwrap_or("");
-        let cseq = resp.cseq().map(|c| c.seq).unwrap_or(0);
-        let hash_2xx = if (200..300).contains(&code) {
-            self.key((call_id, cseq, to_tag))
+        let class = code / 100;
+        // Parsed only where needed: the 2xx ACK matching key, the legacy ACK's To tag.
+        let to_tag = || resp.to_header().ok().and_then(|n| n.tag()).unwrap_or("");
+        let invite = self
+            .servers
+            .get(id.0)
+            .ok_or(TxError::UnknownTransaction)?
+            .invite;
+        let (call_id, cseq, hash_2xx) = if class == 2 && invite {
+            let call_id = resp.call_id().unwrap_or("");
+            let cseq = resp.cseq().map(|c| c.seq).unwrap_or(0);
+            (call_id, cseq, self.key((call_id, cseq, to_tag())))
         } else {
-            0
+            ("", 0, 0)
         };
         let me = TxRef::Server(id);
         let tx = self
@@ -524,7 +534,6 @@ impl TransactionLayer {
             .get_mut(id.0)
             .ok_or(TxError::UnknownTransaction)?;
         let reliable = tx.peer.transport.reliable();
-        let class = code / 100;
         let mut terminate = false;
         let data = match (tx.invite, tx.state, class) {
             (true, ServerState::Proceeding, 1) => {
@@ -534,6 +543,7 @@ impl TransactionLayer {
             }
             (true, ServerState::Proceeding | ServerState::Accepted, 2) => {
                 let d = Bytes::from(resp.to_bytes());
+                let to_tag = to_tag();
                 match tx.accepted.iter_mut().find(|s| *s.to_tag == *to_tag) {
                     Some(s) => {
                         if !s.acked {
@@ -557,12 +567,12 @@ impl TransactionLayer {
                     tx.last = None;
                     tx.request = None;
                     self.timers
-                        .arm(&mut tx.timers, me, Slot::Lifetime, after(now, t.t64()));
+                        .arm(&mut tx.timers, me, Slot::Lifetime, now, t.t64());
                 }
                 if !reliable && tx.timers[Slot::Retransmit as usize].is_none() {
                     tx.interval = t.t1;
                     self.timers
-                        .arm(&mut tx.timers, me, Slot::Retransmit, after(now, t.t1));
+                        .arm(&mut tx.timers, me, Slot::Retransmit, now, t.t1);
                 }
                 d
             }
@@ -572,15 +582,16 @@ impl TransactionLayer {
                 tx.state = ServerState::Completed;
                 tx.request = None;
                 if let ServerKey::Legacy { fields, .. } = &mut tx.key {
-                    fields.final_to_tag = (!to_tag.is_empty()).then(|| to_tag.into());
+                    let tag = to_tag();
+                    fields.final_to_tag = (!tag.is_empty()).then(|| tag.into());
                 }
                 if !reliable {
                     tx.interval = t.t1;
                     self.timers
-                        .arm(&mut tx.timers, me, Slot::Retransmit, after(now, t.t1));
+                        .arm(&mut tx.timers, me, Slot::Retransmit, now, t.t1);
                 }
                 self.timers
-                    .arm(&mut tx.timers, me, Slot::Lifetime, after(now, t.t64()));
+                    .arm(&mut tx.timers, me, Slot::Lifetime, now, t.t64());
                 d
             }
             (false, ServerState::Trying | ServerState::Proceeding, 1) => {
@@ -598,7 +609,7 @@ impl TransactionLayer {
                     terminate = true;
                 } else {
                     self.timers
-                        .arm(&mut tx.timers, me, Slot::Lifetime, after(now, t.t64()));
+                        .arm(&mut tx.timers, me, Slot::Lifetime, now, t.t64());
                 }
                 d
             }
@@ -625,12 +636,8 @@ impl TransactionLayer {
                     push_send(&mut self.actions, &tx.peer, d, id);
                 }
                 tx.interval = next_interval(tx.interval, t.t2);
-                self.timers.arm(
-                    &mut tx.timers,
-                    me,
-                    Slot::Retransmit,
-                    after(now, tx.interval),
-                );
+                self.timers
+                    .arm(&mut tx.timers, me, Slot::Retransmit, now, tx.interval);
             }
             // Timer H: the ACK never came.
             (true, ServerState::Completed, Slot::Lifetime) => {
@@ -647,12 +654,8 @@ impl TransactionLayer {
                 }
                 if pending {
                     tx.interval = next_interval(tx.interval, t.t2);
-                    self.timers.arm(
-                        &mut tx.timers,
-                        me,
-                        Slot::Retransmit,
-                        after(now, tx.interval),
-                    );
+                    self.timers
+                        .arm(&mut tx.timers, me, Slot::Retransmit, now, tx.interval);
                 }
             }
             // Timer L (RFC 6026): end of Accepted; report a 2xx never acknowledged.
