@@ -81,7 +81,7 @@ impl TransactionLayer {
                 .branch()
                 .filter(|b| !b.is_empty())
                 .ok_or(TxError::BadVia)?;
-            (Box::<str>::from(b), self.key(b))
+            (Box::<str>::from(b), self.key((b, method.as_str())))
         };
         let cseq = req.cseq().map_err(|_| TxError::BadCSeq)?;
         if cseq.method != method || req.call_id().is_none() {
@@ -146,6 +146,8 @@ impl TransactionLayer {
             .arm(&mut tx.timers, me, Slot::Lifetime, now, t.t64());
     }
 
+    /// The client transaction for `branch` and `method`; `hash` is the index key
+    /// of the pair (§17.1.3: top Via branch and CSeq method).
     fn find_client(&self, hash: u64, branch: &str, method: &Method) -> Option<u64> {
         self.client_branches.get(hash).iter().copied().find(|id| {
             self.clients
@@ -183,7 +185,7 @@ impl TransactionLayer {
             request: Some(cancel),
             method: Method::Cancel,
             branch: tx.branch.clone(),
-            hash: tx.hash,
+            hash: self.key((&*tx.branch, Method::Cancel.as_str())),
             peer: tx.peer.clone(),
             interval: t.t1,
             timers: [None, None],
@@ -249,8 +251,10 @@ impl TransactionLayer {
                     }
                 }
             };
-            via.branch()
-                .and_then(|b| self.find_client(self.key(b), b, &cseq.method))
+            via.branch().and_then(|b| {
+                let hash = self.key((b, cseq.method.as_str()));
+                self.find_client(hash, b, &cseq.method)
+            })
         };
         let Some(id) = found else {
             return Incoming::Stray(msg);

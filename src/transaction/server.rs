@@ -2,6 +2,7 @@
 //! (§17.2.3, with the RFC 2543 fallback), the INVITE and non-INVITE state
 //! machines, and ACK handling.
 
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,12 @@ use super::{
 
 /// The RFC 3261 branch prefix; a branch without it comes from an RFC 2543 peer.
 const MAGIC: &str = "z9hG4bK";
+
+/// Most transactions one index key may hold. The keys cover every matching field
+/// but the ones verified afterwards, so a real key holds one transaction; a bucket
+/// growing past this means requests crafted to pile onto one slot, which are refused
+/// as overload so that every lookup stays O(1) (DESIGN.md invariant 5).
+const MAX_PER_KEY: usize = 8;
 
 /// The state of a live server transaction (§17.2.1, §17.2.2, RFC 6026 §8.2).
 /// "Terminated" is never observed: the transaction is gone.
@@ -110,11 +117,6 @@ impl<'a> LegacyRef<'a> {
         }
     }
 
-    /// Index key: what an INVITE, its ACK and its CANCEL all share.
-    fn hash_input(&self) -> (&'a str, &'a str, u32) {
-        (self.call_id, self.from_tag.unwrap_or(""), self.cseq)
-    }
-
     fn to_owned(&self) -> Legacy {
         Legacy {
             ruri: self.ruri.into(),
@@ -197,6 +199,8 @@ pub(super) struct ServerTx {
 /// What a request turned out to be, decided while it is still borrowed.
 enum Decision {
     Absorbed,
+    /// Too many transactions under one key (see [`MAX_PER_KEY`]).
+    Crowded,
     AckAbsorbed,
     AckFor2xx(Option<u64>),
     New {
@@ -230,6 +234,7 @@ impl TransactionLayer {
         };
         match decision {
             Decision::Absorbed => Incoming::Retransmission,
+            Decision::Crowded => Incoming::Overloaded(msg),
             Decision::AckAbsorbed => Incoming::AckAbsorbed,
             Decision::AckFor2xx(invite) => Incoming::AckFor2xx {
                 invite: invite.map(ServerTxId),
@@ -320,15 +325,23 @@ impl TransactionLayer {
             (true, None, Some(l)) => self.find_legacy(l, LegacyMatch::Cancel),
             (true, None, None) => None,
         };
+        let (hash, index) = match (branch, &legacy) {
+            (Some(b), _) => (self.branch_key(b, &via, &method), &self.server_branches),
+            (None, Some(l)) => (self.legacy_key(l, &method), &self.server_legacy),
+            (None, None) => return Err("missing or malformed top Via"),
+        };
+        if index.get(hash).len() >= MAX_PER_KEY {
+            return Ok(Decision::Crowded);
+        }
         let key = match (branch, &legacy) {
             (Some(b), _) => ServerKey::Branch {
                 branch: b.into(),
                 sent_by: SentBy::of(&via),
-                hash: self.key(b),
+                hash,
             },
-            (None, Some(l)) => ServerKey::Legacy {
+            (_, Some(l)) => ServerKey::Legacy {
                 fields: Box::new(l.to_owned()),
-                hash: self.key(l.hash_input()),
+                hash,
             },
             (None, None) => return Err("missing or malformed top Via"),
         };
@@ -342,9 +355,53 @@ impl TransactionLayer {
         })
     }
 
+    /// Index key of an RFC 3261 server transaction: branch, sent-by (host name
+    /// case-folded) and method (the caller passes INVITE for ACK and for the INVITE
+    /// a CANCEL targets).
+    fn branch_key(&self, branch: &str, via: &Via<'_>, method: &Method) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        branch.hash(&mut h);
+        match via.host {
+            Host::Name(n) => {
+                h.write_u8(0);
+                for b in n.bytes() {
+                    h.write_u8(b.to_ascii_lowercase());
+                }
+            }
+            other => {
+                h.write_u8(1);
+                other.ip().hash(&mut h);
+            }
+        }
+        via.port.hash(&mut h);
+        method.as_str().hash(&mut h);
+        h.finish()
+    }
+
+    /// Index key of an RFC 2543 server transaction: what an INVITE, its ACK and its
+    /// CANCEL share (Request-URI, From tag, Call-ID, CSeq number, top Via) plus the
+    /// method; non-INVITE keys add the To tag, since nothing else looks them up.
+    fn legacy_key(&self, l: &LegacyRef<'_>, method: &Method) -> u64 {
+        let to_tag = if *method == Method::Invite {
+            ""
+        } else {
+            l.to_tag.unwrap_or("")
+        };
+        let from_tag = l.from_tag.unwrap_or("");
+        self.key((
+            l.call_id,
+            from_tag,
+            l.cseq,
+            l.ruri,
+            l.via,
+            method.as_str(),
+            to_tag,
+        ))
+    }
+
     fn find_by_branch(&self, branch: &str, via: &Via<'_>, method: &Method) -> Option<u64> {
         self.server_branches
-            .get(self.key(branch))
+            .get(self.branch_key(branch, via, method))
             .iter()
             .copied()
             .find(|id| {
@@ -357,8 +414,12 @@ impl TransactionLayer {
     }
 
     fn find_legacy(&self, l: &LegacyRef<'_>, how: LegacyMatch<'_>) -> Option<u64> {
+        let method = match how {
+            LegacyMatch::Same(m) => m,
+            LegacyMatch::Ack | LegacyMatch::Cancel => &Method::Invite,
+        };
         self.server_legacy
-            .get(self.key(l.hash_input()))
+            .get(self.legacy_key(l, method))
             .iter()
             .copied()
             .find(|id| {
