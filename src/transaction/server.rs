@@ -199,8 +199,9 @@ pub(super) struct ServerTx {
 /// What a request turned out to be, decided while it is still borrowed.
 enum Decision {
     Absorbed,
-    /// Too many transactions under one key (see [`MAX_PER_KEY`]).
-    Crowded,
+    /// At the transaction bound, or too many transactions under one key (see
+    /// [`MAX_PER_KEY`]): no state is created.
+    Refused,
     AckAbsorbed,
     AckFor2xx(Option<u64>),
     New {
@@ -234,7 +235,7 @@ impl TransactionLayer {
         };
         match decision {
             Decision::Absorbed => Incoming::Retransmission,
-            Decision::Crowded => Incoming::Overloaded(msg),
+            Decision::Refused => Incoming::Overloaded(msg),
             Decision::AckAbsorbed => Incoming::AckAbsorbed,
             Decision::AckFor2xx(invite) => Incoming::AckFor2xx {
                 invite: invite.map(ServerTxId),
@@ -247,10 +248,6 @@ impl TransactionLayer {
                 invite,
                 trying,
             } => {
-                // A CANCEL for a live INVITE is let through at the bound: it sheds load.
-                if self.is_full() && invite.is_none() {
-                    return Incoming::Overloaded(msg);
-                }
                 let is_cancel = method == Method::Cancel;
                 let id = self.create_server(msg.clone(), method, key, peer, trying);
                 let id = ServerTxId(id);
@@ -325,13 +322,17 @@ impl TransactionLayer {
             (true, None, Some(l)) => self.find_legacy(l, LegacyMatch::Cancel),
             (true, None, None) => None,
         };
+        // A CANCEL for a live INVITE is let through at the bound: it sheds load.
+        if self.is_full() && invite.is_none() {
+            return Ok(Decision::Refused);
+        }
         let (hash, index) = match (branch, &legacy) {
             (Some(b), _) => (self.branch_key(b, &via, &method), &self.server_branches),
             (None, Some(l)) => (self.legacy_key(l, &method), &self.server_legacy),
             (None, None) => return Err("missing or malformed top Via"),
         };
         if index.get(hash).len() >= MAX_PER_KEY {
-            return Ok(Decision::Crowded);
+            return Ok(Decision::Refused);
         }
         let key = match (branch, &legacy) {
             (Some(b), _) => ServerKey::Branch {
