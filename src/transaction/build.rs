@@ -5,6 +5,8 @@
 
 use std::net::SocketAddr;
 
+use bytes::Bytes;
+
 use crate::sip::{HeaderName, Method, SipMessage, Via};
 
 use super::Peer;
@@ -74,5 +76,69 @@ pub(super) fn destination(via: &Via<'_>, from: &Peer, force_rport: bool) -> Peer
     Peer {
         addr: SocketAddr::new(from.addr.ip(), via.port.unwrap_or(5060)),
         ..from.clone()
+    }
+}
+
+/// `100 Trying` for `invite`, serialized straight from the request's lines in one
+/// pass over its headers into one buffer: the headers `make_response` echoes (every
+/// Via in order, From, To, Call-ID, CSeq, Timestamp), without building a message
+/// first. Every INVITE pays for this one.
+pub(super) fn trying(invite: &SipMessage) -> Bytes {
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(b"SIP/2.0 100 Trying\r\n");
+    let mut timestamp = false;
+    for h in invite.headers() {
+        let name = match h.name {
+            HeaderName::Via
+            | HeaderName::From
+            | HeaderName::To
+            | HeaderName::CallId
+            | HeaderName::CSeq => h.name.as_str(),
+            HeaderName::Other if !timestamp && h.written_name.eq_ignore_ascii_case("Timestamp") => {
+                timestamp = true;
+                "Timestamp"
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trying_echoes_what_make_response_echoes() {
+        let raw = "INVITE sip:b@x SIP/2.0\r\nv: SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP c\r\n\
+Via: SIP/2.0/UDP b;branch=z9hG4bK2\r\nf: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nTimestamp: 54\r\n\
+Call-ID: c1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+        let req = SipMessage::parse(raw.as_bytes()).unwrap();
+        let want = req.make_response(100, "Trying");
+        let got = SipMessage::parse(&trying(&req)).unwrap();
+        assert_eq!(got.status(), Some(100));
+        let lines = |m: &SipMessage| {
+            let mut v: Vec<(String, String)> = m
+                .headers()
+                .map(|h| (h.name.as_str().to_string(), h.value.to_string()))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(lines(&got), lines(&want));
+        let vias: Vec<_> = got.header_lines(HeaderName::Via).collect();
+        assert_eq!(
+            vias,
+            vec![
+                "SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP c",
+                "SIP/2.0/UDP b;branch=z9hG4bK2"
+            ]
+        );
+        assert_eq!(got.header_named("Timestamp"), Some("54"));
     }
 }

@@ -10,8 +10,7 @@ use crate::sip::{Method, SipMessage};
 
 use super::timers::{Slot, Slots};
 use super::{
-    after, build_ack, build_cancel, Action, ClientTxId, Incoming, Peer, TransactionLayer, TxError,
-    TxRef,
+    build_ack, build_cancel, Action, ClientTxId, Incoming, Peer, TransactionLayer, TxError, TxRef,
 };
 
 /// The state of a live client transaction (§17.1.1, §17.1.2, RFC 6026 §8.4).
@@ -82,7 +81,7 @@ impl TransactionLayer {
                 .branch()
                 .filter(|b| !b.is_empty())
                 .ok_or(TxError::BadVia)?;
-            (Box::<str>::from(b), self.key(b))
+            (Box::<str>::from(b), self.key((b, method.as_str())))
         };
         let cseq = req.cseq().map_err(|_| TxError::BadCSeq)?;
         if cseq.method != method || req.call_id().is_none() {
@@ -141,12 +140,14 @@ impl TransactionLayer {
         if !tx.peer.transport.reliable() {
             tx.interval = t.t1;
             self.timers
-                .arm(&mut tx.timers, me, Slot::Retransmit, after(now, t.t1));
+                .arm(&mut tx.timers, me, Slot::Retransmit, now, t.t1);
         }
         self.timers
-            .arm(&mut tx.timers, me, Slot::Lifetime, after(now, t.t64()));
+            .arm(&mut tx.timers, me, Slot::Lifetime, now, t.t64());
     }
 
+    /// The client transaction for `branch` and `method`; `hash` is the index key
+    /// of the pair (§17.1.3: top Via branch and CSeq method).
     fn find_client(&self, hash: u64, branch: &str, method: &Method) -> Option<u64> {
         self.client_branches.get(hash).iter().copied().find(|id| {
             self.clients
@@ -184,7 +185,7 @@ impl TransactionLayer {
             request: Some(cancel),
             method: Method::Cancel,
             branch: tx.branch.clone(),
-            hash: tx.hash,
+            hash: self.key((&*tx.branch, Method::Cancel.as_str())),
             peer: tx.peer.clone(),
             interval: t.t1,
             timers: [None, None],
@@ -204,13 +205,14 @@ impl TransactionLayer {
     /// Sends a CANCEL and gives its INVITE 64*T1 to see a final (§9.1).
     fn send_cancel(&mut self, invite: u64, cancel: u64, now: Instant) {
         self.start_client(cancel, now);
-        let at = after(now, self.cfg.timers.t64());
+        let t64 = self.cfg.timers.t64();
         if let Some(tx) = self.clients.get_mut(invite) {
             self.timers.arm(
                 &mut tx.timers,
                 TxRef::Client(ClientTxId(invite)),
                 Slot::Lifetime,
-                at,
+                now,
+                t64,
             );
         }
     }
@@ -249,14 +251,17 @@ impl TransactionLayer {
                     }
                 }
             };
-            via.branch()
-                .and_then(|b| self.find_client(self.key(b), b, &cseq.method))
+            via.branch().and_then(|b| {
+                let hash = self.key((b, cseq.method.as_str()));
+                self.find_client(hash, b, &cseq.method)
+            })
         };
         let Some(id) = found else {
             return Incoming::Stray(msg);
         };
         let class = msg.status().unwrap_or(0) / 100;
-        let tag_hash = if class == 2 {
+        let invite = self.clients.get(id).is_some_and(|t| t.invite);
+        let tag_hash = if class == 2 && invite {
             let tag = msg.to_header().ok().and_then(|t| t.tag()).unwrap_or("");
             self.key(tag)
         } else {
@@ -300,7 +305,7 @@ impl TransactionLayer {
                     tx.tags_2xx.push(tag_hash);
                     self.timers.disarm(&mut tx.timers, Slot::Retransmit);
                     self.timers
-                        .arm(&mut tx.timers, me, Slot::Lifetime, after(now, t.t64()));
+                        .arm(&mut tx.timers, me, Slot::Lifetime, now, t.t64());
                     let cancel = tx.cancel;
                     self.drop_held_cancel(cancel);
                     passed_up(msg, false)
@@ -323,7 +328,7 @@ impl TransactionLayer {
                         self.remove_client(id);
                     } else {
                         self.timers
-                            .arm(&mut tx.timers, me, Slot::Lifetime, after(now, t.timer_d));
+                            .arm(&mut tx.timers, me, Slot::Lifetime, now, t.timer_d);
                     }
                     self.drop_held_cancel(cancel);
                     passed_up(msg, false)
@@ -358,7 +363,7 @@ impl TransactionLayer {
                         self.remove_client(id);
                     } else {
                         self.timers
-                            .arm(&mut tx.timers, me, Slot::Lifetime, after(now, t.t4));
+                            .arm(&mut tx.timers, me, Slot::Lifetime, now, t.t4);
                     }
                     passed_up(msg, false)
                 }
@@ -380,12 +385,8 @@ impl TransactionLayer {
             (true, ClientState::Calling, Slot::Retransmit) => {
                 push_send(&mut self.actions, &tx.peer, tx.data.clone(), id);
                 tx.interval = tx.interval.saturating_mul(2);
-                self.timers.arm(
-                    &mut tx.timers,
-                    me,
-                    Slot::Retransmit,
-                    after(now, tx.interval),
-                );
+                self.timers
+                    .arm(&mut tx.timers, me, Slot::Retransmit, now, tx.interval);
             }
             // Timer E: doubling up to T2 while Trying, every T2 once Proceeding.
             (false, ClientState::Trying | ClientState::Proceeding, Slot::Retransmit) => {
@@ -395,12 +396,8 @@ impl TransactionLayer {
                 } else {
                     t.t2
                 };
-                self.timers.arm(
-                    &mut tx.timers,
-                    me,
-                    Slot::Retransmit,
-                    after(now, tx.interval),
-                );
+                self.timers
+                    .arm(&mut tx.timers, me, Slot::Retransmit, now, tx.interval);
             }
             // Timer B (Calling), the CANCEL guard (Proceeding), timer F: no final.
             (true, ClientState::Calling | ClientState::Proceeding, Slot::Lifetime)

@@ -40,6 +40,16 @@
 //! transaction fails, timer C / ring timeouts, and answering [`Incoming::Invalid`]
 //! and [`Incoming::Overloaded`] (with [`TransactionLayer::respond_stateless`]).
 //!
+//! # Cost
+//!
+//! Matching allocates nothing: indexes map a keyed 64-bit hash of the matching
+//! fields (branch, sent-by, method; or the RFC 2543 tuple) to slab ids, and a hit is
+//! confirmed against the fields the transaction keeps. Timers sit in per-duration
+//! FIFO lanes (O(1) arm and expiry; see `timers.rs`). Retransmissions reuse the
+//! bytes serialized once. `benches/transaction.rs` measures a whole B2BUA call
+//! (both legs, eight messages in); most of its cost is parsing the top Via, CSeq
+//! and To of each message in the `sip` layer, not the state machines.
+//!
 //! # Memory
 //!
 //! Once a final response is sent or received, a transaction drops the request and
@@ -599,8 +609,8 @@ impl TransactionLayer {
         self.hasher.hash_one(v)
     }
 
-    /// Housekeeping after every entry point: discard orphaned timers on top of the
-    /// heap so `next_deadline` is exact, and compact when orphans dominate.
+    /// Housekeeping after every entry point: discard orphaned timers at the front of
+    /// the queue so `next_deadline` is exact, and compact when orphans dominate.
     fn settle(&mut self) {
         let (servers, clients) = (&self.servers, &self.clients);
         let live = |e: &timers::Entry| {

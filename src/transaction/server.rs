@@ -2,6 +2,7 @@
 //! (§17.2.3, with the RFC 2543 fallback), the INVITE and non-INVITE state
 //! machines, and ACK handling.
 
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -11,11 +12,17 @@ use crate::sip::{HeaderName, Host, Method, SipMessage, Via};
 
 use super::timers::{Slot, Slots};
 use super::{
-    after, build::destination, Action, Incoming, Peer, ServerTxId, TransactionLayer, TxError, TxRef,
+    build::destination, Action, Incoming, Peer, ServerTxId, TransactionLayer, TxError, TxRef,
 };
 
 /// The RFC 3261 branch prefix; a branch without it comes from an RFC 2543 peer.
 const MAGIC: &str = "z9hG4bK";
+
+/// Most transactions one index key may hold. The keys cover every matching field
+/// but the ones verified afterwards, so a real key holds one transaction; a bucket
+/// growing past this means requests crafted to pile onto one slot, which are refused
+/// as overload so that every lookup stays O(1) (DESIGN.md invariant 5).
+const MAX_PER_KEY: usize = 8;
 
 /// The state of a live server transaction (§17.2.1, §17.2.2, RFC 6026 §8.2).
 /// "Terminated" is never observed: the transaction is gone.
@@ -110,11 +117,6 @@ impl<'a> LegacyRef<'a> {
         }
     }
 
-    /// Index key: what an INVITE, its ACK and its CANCEL all share.
-    fn hash_input(&self) -> (&'a str, &'a str, u32) {
-        (self.call_id, self.from_tag.unwrap_or(""), self.cseq)
-    }
-
     fn to_owned(&self) -> Legacy {
         Legacy {
             ruri: self.ruri.into(),
@@ -197,6 +199,9 @@ pub(super) struct ServerTx {
 /// What a request turned out to be, decided while it is still borrowed.
 enum Decision {
     Absorbed,
+    /// At the transaction bound, or too many transactions under one key (see
+    /// [`MAX_PER_KEY`]): no state is created.
+    Refused,
     AckAbsorbed,
     AckFor2xx(Option<u64>),
     New {
@@ -230,6 +235,7 @@ impl TransactionLayer {
         };
         match decision {
             Decision::Absorbed => Incoming::Retransmission,
+            Decision::Refused => Incoming::Overloaded(msg),
             Decision::AckAbsorbed => Incoming::AckAbsorbed,
             Decision::AckFor2xx(invite) => Incoming::AckFor2xx {
                 invite: invite.map(ServerTxId),
@@ -242,10 +248,6 @@ impl TransactionLayer {
                 invite,
                 trying,
             } => {
-                // A CANCEL for a live INVITE is let through at the bound: it sheds load.
-                if self.is_full() && invite.is_none() {
-                    return Incoming::Overloaded(msg);
-                }
                 let is_cancel = method == Method::Cancel;
                 let id = self.create_server(msg.clone(), method, key, peer, trying);
                 let id = ServerTxId(id);
@@ -272,7 +274,6 @@ impl TransactionLayer {
     ) -> Result<Decision, &'static str> {
         let method = msg.method().ok_or("not a request")?.clone();
         let via = msg.top_via().map_err(|_| "missing or malformed top Via")?;
-        let via_raw = msg.header_values(HeaderName::Via).next().unwrap_or("");
         let cseq = msg.cseq().map_err(|_| "missing or malformed CSeq")?;
         if cseq.method != method {
             return Err("CSeq method does not match the request method");
@@ -281,7 +282,12 @@ impl TransactionLayer {
         let branch = via.branch().filter(|b| b.starts_with(MAGIC));
         let legacy = match branch {
             Some(_) => None,
-            None => Some(LegacyRef::of(msg, via_raw, call_id, cseq.seq)),
+            None => Some(LegacyRef::of(
+                msg,
+                msg.header_values(HeaderName::Via).next().unwrap_or(""),
+                call_id,
+                cseq.seq,
+            )),
         };
 
         if method == Method::Ack {
@@ -316,20 +322,31 @@ impl TransactionLayer {
             (true, None, Some(l)) => self.find_legacy(l, LegacyMatch::Cancel),
             (true, None, None) => None,
         };
+        // A CANCEL for a live INVITE is let through at the bound: it sheds load.
+        if self.is_full() && invite.is_none() {
+            return Ok(Decision::Refused);
+        }
+        let (hash, index) = match (branch, &legacy) {
+            (Some(b), _) => (self.branch_key(b, &via, &method), &self.server_branches),
+            (None, Some(l)) => (self.legacy_key(l, &method), &self.server_legacy),
+            (None, None) => return Err("missing or malformed top Via"),
+        };
+        if index.get(hash).len() >= MAX_PER_KEY {
+            return Ok(Decision::Refused);
+        }
         let key = match (branch, &legacy) {
             (Some(b), _) => ServerKey::Branch {
                 branch: b.into(),
                 sent_by: SentBy::of(&via),
-                hash: self.key(b),
+                hash,
             },
-            (None, Some(l)) => ServerKey::Legacy {
+            (_, Some(l)) => ServerKey::Legacy {
                 fields: Box::new(l.to_owned()),
-                hash: self.key(l.hash_input()),
+                hash,
             },
             (None, None) => return Err("missing or malformed top Via"),
         };
-        let trying = (method == Method::Invite)
-            .then(|| Bytes::from(msg.make_response(100, "Trying").to_bytes()));
+        let trying = (method == Method::Invite).then(|| super::build::trying(msg));
         Ok(Decision::New {
             method,
             key,
@@ -339,9 +356,53 @@ impl TransactionLayer {
         })
     }
 
+    /// Index key of an RFC 3261 server transaction: branch, sent-by (host name
+    /// case-folded) and method (the caller passes INVITE for ACK and for the INVITE
+    /// a CANCEL targets).
+    fn branch_key(&self, branch: &str, via: &Via<'_>, method: &Method) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        branch.hash(&mut h);
+        match via.host {
+            Host::Name(n) => {
+                h.write_u8(0);
+                for b in n.bytes() {
+                    h.write_u8(b.to_ascii_lowercase());
+                }
+            }
+            other => {
+                h.write_u8(1);
+                other.ip().hash(&mut h);
+            }
+        }
+        via.port.hash(&mut h);
+        method.as_str().hash(&mut h);
+        h.finish()
+    }
+
+    /// Index key of an RFC 2543 server transaction: what an INVITE, its ACK and its
+    /// CANCEL share (Request-URI, From tag, Call-ID, CSeq number, top Via) plus the
+    /// method; non-INVITE keys add the To tag, since nothing else looks them up.
+    fn legacy_key(&self, l: &LegacyRef<'_>, method: &Method) -> u64 {
+        let to_tag = if *method == Method::Invite {
+            ""
+        } else {
+            l.to_tag.unwrap_or("")
+        };
+        let from_tag = l.from_tag.unwrap_or("");
+        self.key((
+            l.call_id,
+            from_tag,
+            l.cseq,
+            l.ruri,
+            l.via,
+            method.as_str(),
+            to_tag,
+        ))
+    }
+
     fn find_by_branch(&self, branch: &str, via: &Via<'_>, method: &Method) -> Option<u64> {
         self.server_branches
-            .get(self.key(branch))
+            .get(self.branch_key(branch, via, method))
             .iter()
             .copied()
             .find(|id| {
@@ -354,8 +415,12 @@ impl TransactionLayer {
     }
 
     fn find_legacy(&self, l: &LegacyRef<'_>, how: LegacyMatch<'_>) -> Option<u64> {
+        let method = match how {
+            LegacyMatch::Same(m) => m,
+            LegacyMatch::Ack | LegacyMatch::Cancel => &Method::Invite,
+        };
         self.server_legacy
-            .get(self.key(l.hash_input()))
+            .get(self.legacy_key(l, method))
             .iter()
             .copied()
             .find(|id| {
@@ -416,12 +481,12 @@ impl TransactionLayer {
                 if tx.peer.transport.reliable() {
                     self.remove_server(id);
                 } else {
-                    let at = after(now, t.t4);
                     self.timers.arm(
                         &mut tx.timers,
                         TxRef::Server(ServerTxId(id)),
                         Slot::Lifetime,
-                        at,
+                        now,
+                        t.t4,
                     );
                 }
                 Some(Decision::AckAbsorbed)
@@ -510,13 +575,20 @@ impl TransactionLayer {
     ) -> Result<(), TxError> {
         let code = resp.status().ok_or(TxError::NotAResponse)?;
         let t = self.cfg.timers;
-        let to_tag = resp.to_header().ok().and_then(|n| n.tag()).unwrap_or("");
-        let call_id = resp.call_id().unwrap_or("");
-        let cseq = resp.cseq().map(|c| c.seq).unwrap_or(0);
-        let hash_2xx = if (200..300).contains(&code) {
-            self.key((call_id, cseq, to_tag))
+        let class = code / 100;
+        // Parsed only where needed: the 2xx ACK matching key, the legacy ACK's To tag.
+        let to_tag = || resp.to_header().ok().and_then(|n| n.tag()).unwrap_or("");
+        let invite = self
+            .servers
+            .get(id.0)
+            .ok_or(TxError::UnknownTransaction)?
+            .invite;
+        let (call_id, cseq, hash_2xx) = if class == 2 && invite {
+            let call_id = resp.call_id().unwrap_or("");
+            let cseq = resp.cseq().map(|c| c.seq).unwrap_or(0);
+            (call_id, cseq, self.key((call_id, cseq, to_tag())))
         } else {
-            0
+            ("", 0, 0)
         };
         let me = TxRef::Server(id);
         let tx = self
@@ -524,7 +596,6 @@ impl TransactionLayer {
             .get_mut(id.0)
             .ok_or(TxError::UnknownTransaction)?;
         let reliable = tx.peer.transport.reliable();
-        let class = code / 100;
         let mut terminate = false;
         let data = match (tx.invite, tx.state, class) {
             (true, ServerState::Proceeding, 1) => {
@@ -534,6 +605,7 @@ impl TransactionLayer {
             }
             (true, ServerState::Proceeding | ServerState::Accepted, 2) => {
                 let d = Bytes::from(resp.to_bytes());
+                let to_tag = to_tag();
                 match tx.accepted.iter_mut().find(|s| *s.to_tag == *to_tag) {
                     Some(s) => {
                         if !s.acked {
@@ -557,12 +629,12 @@ impl TransactionLayer {
                     tx.last = None;
                     tx.request = None;
                     self.timers
-                        .arm(&mut tx.timers, me, Slot::Lifetime, after(now, t.t64()));
+                        .arm(&mut tx.timers, me, Slot::Lifetime, now, t.t64());
                 }
                 if !reliable && tx.timers[Slot::Retransmit as usize].is_none() {
                     tx.interval = t.t1;
                     self.timers
-                        .arm(&mut tx.timers, me, Slot::Retransmit, after(now, t.t1));
+                        .arm(&mut tx.timers, me, Slot::Retransmit, now, t.t1);
                 }
                 d
             }
@@ -572,15 +644,16 @@ impl TransactionLayer {
                 tx.state = ServerState::Completed;
                 tx.request = None;
                 if let ServerKey::Legacy { fields, .. } = &mut tx.key {
-                    fields.final_to_tag = (!to_tag.is_empty()).then(|| to_tag.into());
+                    let tag = to_tag();
+                    fields.final_to_tag = (!tag.is_empty()).then(|| tag.into());
                 }
                 if !reliable {
                     tx.interval = t.t1;
                     self.timers
-                        .arm(&mut tx.timers, me, Slot::Retransmit, after(now, t.t1));
+                        .arm(&mut tx.timers, me, Slot::Retransmit, now, t.t1);
                 }
                 self.timers
-                    .arm(&mut tx.timers, me, Slot::Lifetime, after(now, t.t64()));
+                    .arm(&mut tx.timers, me, Slot::Lifetime, now, t.t64());
                 d
             }
             (false, ServerState::Trying | ServerState::Proceeding, 1) => {
@@ -598,7 +671,7 @@ impl TransactionLayer {
                     terminate = true;
                 } else {
                     self.timers
-                        .arm(&mut tx.timers, me, Slot::Lifetime, after(now, t.t64()));
+                        .arm(&mut tx.timers, me, Slot::Lifetime, now, t.t64());
                 }
                 d
             }
@@ -625,12 +698,8 @@ impl TransactionLayer {
                     push_send(&mut self.actions, &tx.peer, d, id);
                 }
                 tx.interval = next_interval(tx.interval, t.t2);
-                self.timers.arm(
-                    &mut tx.timers,
-                    me,
-                    Slot::Retransmit,
-                    after(now, tx.interval),
-                );
+                self.timers
+                    .arm(&mut tx.timers, me, Slot::Retransmit, now, tx.interval);
             }
             // Timer H: the ACK never came.
             (true, ServerState::Completed, Slot::Lifetime) => {
@@ -647,12 +716,8 @@ impl TransactionLayer {
                 }
                 if pending {
                     tx.interval = next_interval(tx.interval, t.t2);
-                    self.timers.arm(
-                        &mut tx.timers,
-                        me,
-                        Slot::Retransmit,
-                        after(now, tx.interval),
-                    );
+                    self.timers
+                        .arm(&mut tx.timers, me, Slot::Retransmit, now, tx.interval);
                 }
             }
             // Timer L (RFC 6026): end of Accepted; report a 2xx never acknowledged.

@@ -7,6 +7,7 @@
 //! hit is confirmed against the fields kept in the transaction itself. A request
 //! lookup therefore allocates nothing.
 
+use std::collections::hash_map::Entry as MapEntry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -121,36 +122,41 @@ pub(super) struct Index {
 
 impl Index {
     pub(super) fn insert(&mut self, key: u64, id: u64) {
-        match self.map.get_mut(&key) {
-            None => {
-                self.map.insert(key, Bucket::One(id));
+        match self.map.entry(key) {
+            MapEntry::Vacant(v) => {
+                v.insert(Bucket::One(id));
             }
-            Some(b) => match b {
-                Bucket::One(first) => {
-                    let first = *first;
-                    *b = Bucket::Many(vec![first, id]);
+            MapEntry::Occupied(mut o) => {
+                let b = o.get_mut();
+                match b {
+                    Bucket::One(first) => {
+                        let first = *first;
+                        *b = Bucket::Many(vec![first, id]);
+                    }
+                    Bucket::Many(v) => v.push(id),
                 }
-                Bucket::Many(v) => v.push(id),
-            },
+            }
         }
     }
 
     pub(super) fn remove(&mut self, key: u64, id: u64) {
-        let Some(b) = self.map.get_mut(&key) else {
+        // One probe: the entry API finds the bucket and removes it in place.
+        let MapEntry::Occupied(mut e) = self.map.entry(key) else {
             return;
         };
-        let now_empty = match b {
+        let now_empty = match e.get_mut() {
             Bucket::One(x) => *x == id,
             Bucket::Many(v) => {
                 v.retain(|x| *x != id);
                 if let [only] = v.as_slice() {
-                    *b = Bucket::One(*only);
+                    let only = *only;
+                    *e.get_mut() = Bucket::One(only);
                 }
                 false
             }
         };
         if now_empty {
-            self.map.remove(&key);
+            e.remove();
         }
     }
 

@@ -1269,3 +1269,27 @@ fn thousands_of_transactions_all_end_and_leave_nothing_behind() {
     assert_eq!(l.server_branches.len(), 0);
     assert_eq!(l.client_branches.len(), 0);
 }
+
+#[test]
+fn requests_crafted_onto_one_index_slot_are_refused() {
+    let mut l = layer();
+    let t0 = Instant::now();
+    // RFC 2543 INVITEs identical but for the To tag share one index key.
+    let via = "SIP/2.0/UDP 192.0.2.5:5060";
+    for i in 0..8 {
+        let tag = format!("x{i}");
+        assert!(matches!(
+            l.on_message(request("INVITE", 1, via, Some(&tag)), udp(5060), t0),
+            Incoming::NewRequest { .. }
+        ));
+    }
+    assert!(matches!(
+        l.on_message(request("INVITE", 1, via, Some("x8")), udp(5060), t0),
+        Incoming::Overloaded(_)
+    ));
+    // Other keys are unaffected.
+    assert!(matches!(
+        l.on_message(request("INVITE", 2, via, None), udp(5060), t0),
+        Incoming::NewRequest { .. }
+    ));
+}
