@@ -1307,15 +1307,24 @@ impl Engine {
         &mut self,
         id: ServerTxId,
         invite: Option<ServerTxId>,
-        _msg: &SipMessage,
+        msg: &SipMessage,
         now: Instant,
     ) {
         let call_no = invite.and_then(|i| self.server_calls.get(&i)).copied();
-        let Some(call_no) = call_no else {
-            return self.reply(id, 481, "Call/Transaction Does Not Exist", now);
+        let a_tag = call_no
+            .and_then(|c| self.calls.get(&c))
+            .map(|c| c.a.local_tag.clone());
+        let (code, reason) = match (call_no, &a_tag) {
+            (Some(_), Some(_)) => (200, "OK"),
+            _ => (481, "Call/Transaction Does Not Exist"),
         };
-        self.reply(id, 200, "OK", now);
-        self.abandon_setup(call_no, 487, "Request Terminated", now);
+        let mut r = msg.make_response(code, reason);
+        r.set_to_tag(a_tag.as_deref().unwrap_or(&new_tag()));
+        r.push(HeaderName::Server, PRODUCT);
+        self.respond(id, r, now);
+        if let Some(call_no) = call_no {
+            self.abandon_setup(call_no, 487, "Request Terminated", now);
+        }
     }
 
     /// Ends call setup toward the caller with `code` and cancels the callee leg.
