@@ -12,7 +12,7 @@ use super::leg::{is_target_refresh, new_tag, Leg, PeerRecord, Side};
 use super::record::{CallRecord, Cdr};
 use crate::sip::{HeaderName, Method, NameAddr, ParseError, Scheme, SipMessage, Uri};
 use crate::transaction::{
-    Action, ClientTxId, Incoming, Peer, ServerTxId, TimerConfig, TransactionLayer, Transport,
+    Action, ClientTxId, Incoming, Peer, ServerTxId, TimerConfig, TransactionLayer, Transport, TxRef,
 };
 
 /// Where a static route sends calls.
@@ -380,6 +380,21 @@ impl Engine {
         self.calls.len()
     }
 
+    /// Entries in the engine's tables (calls, tags, INVITE server transactions
+    /// of calls, client roles, stored requests, ring timers), to test that nothing
+    /// outlives its call.
+    #[cfg(test)]
+    pub(super) fn table_sizes(&self) -> [usize; 6] {
+        [
+            self.calls.len(),
+            self.tags.len(),
+            self.server_calls.len(),
+            self.clients.len(),
+            self.server_reqs.len(),
+            self.ring_timers.len(),
+        ]
+    }
+
     /// Takes the outputs produced so far.
     pub fn take_outputs(&mut self) -> Vec<Output> {
         std::mem::take(&mut self.out)
@@ -528,7 +543,13 @@ impl Engine {
                         self.client_timeout(id, now)
                     }
                     Action::ServerNoAck { id } => self.server_no_ack(id, now),
-                    _ => {}
+                    Action::Terminated(TxRef::Client(id)) => {
+                        self.clients.remove(&id);
+                    }
+                    Action::Terminated(TxRef::Server(id)) => {
+                        self.server_calls.remove(&id);
+                        self.server_reqs.remove(&id);
+                    }
                 }
             }
         }
@@ -879,7 +900,12 @@ impl Engine {
             return;
         };
         let code = msg.status().unwrap_or(0);
-        if code >= 200 && !(retransmission && code < 300) {
+        // After a 2xx an INVITE client transaction still passes up 2xx
+        // retransmissions and other forks' 2xx: its role stays until the
+        // transaction ends (`Action::Terminated`).
+        let invite_2xx =
+            (200..300).contains(&code) && msg.cseq().is_ok_and(|c| c.method == Method::Invite);
+        if code >= 200 && !invite_2xx {
             self.clients.remove(&id);
         }
         match role {
@@ -949,10 +975,8 @@ impl Engine {
             }
             return;
         };
-        if code == 100 {
-            return;
-        }
         if code < 200 {
+            // Any provisional, 100 included, lets a pending CANCEL go (§9.1).
             call.b_provisional = true;
             if call.cancel_wanted {
                 call.cancel_wanted = false;
@@ -962,7 +986,7 @@ impl Engine {
                 }
                 return;
             }
-            if call.a_final_sent {
+            if code == 100 || call.a_final_sent {
                 return;
             }
             let a_tag = Self::fork_tag(call, &b_tag, &msg);
@@ -1162,9 +1186,11 @@ impl Engine {
         &mut self,
         id: ServerTxId,
         invite: Option<ServerTxId>,
-        _msg: &SipMessage,
+        msg: &SipMessage,
         now: Instant,
     ) {
+        // `reply` builds the answer from the stored request.
+        self.server_reqs.insert(id, msg.clone());
         let call_no = invite.and_then(|i| self.server_calls.get(&i)).copied();
         let Some(call_no) = call_no else {
             return self.reply(id, 481, "Call/Transaction Does Not Exist", now);
