@@ -1460,9 +1460,18 @@ impl Engine {
                 .map(|c| c.uuid.clone())
                 .unwrap_or_default();
             tracing::info!(call = %uuid, from = ?side, "call end (BYE)");
+            // A BYE on an early dialog ends the setup too: the caller's INVITE
+            // gets its 487, the callee's INVITE (other forks) a CANCEL (§15.1.2).
+            let early = self
+                .calls
+                .get(&call_no)
+                .is_some_and(|c| c.state == State::Setup);
+            if early {
+                self.abandon_setup(call_no, 487, "Request Terminated", now);
+            }
             self.end_call(
                 call_no,
-                200,
+                if early { 487 } else { 200 },
                 if side == Side::A {
                     "caller hangup"
                 } else {

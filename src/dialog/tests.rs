@@ -1991,3 +1991,239 @@ fn failed_setups_leave_no_state() {
     h.caller_sends(&caller_invite().replace("Max-Forwards: 70", "Max-Forwards: 0"));
     h.assert_no_state_left();
 }
+
+// ----- early dialogs, out-of-dialog relays, offer in the 200 -----
+
+/// The caller's view of an early dialog from a provisional it received.
+fn caller_ua(resp: &Sent) -> Ua {
+    Ua {
+        call_id: A_CALL_ID.into(),
+        local: format!("\"Alice\" <sip:alice@127.0.0.1:5070>;tag={A_TAG}"),
+        remote: resp.h(HeaderName::To).to_string(),
+        target: resp.contact_uri(),
+        cseq: 1,
+        sent_by: CALLER,
+        contact: "<sip:alice@127.0.0.1:5070>",
+        branches: Vec::new(),
+    }
+}
+
+#[test]
+fn reliable_183_and_prack() {
+    let mut h = Harness::new();
+    h.caller_sends(&caller_invite_with(
+        &["Supported: 100rel, timer, foo"],
+        OFFER,
+    ));
+    let inv = h.last_request_to(CALLEE, Method::Invite).clone();
+    assert_eq!(inv.h(HeaderName::Supported), "100rel, timer");
+    let mut extra = CALLEE_EXTRA.to_vec();
+    extra.extend(["Require: 100rel", "RSeq: 1"]);
+    h.callee_sends(&response(
+        &inv.msg,
+        183,
+        "Session Progress",
+        Some("b1"),
+        &extra,
+        ANSWER,
+    ));
+    let sp = h.last_response_to(CALLER, 183).clone();
+    assert_eq!(sp.h(HeaderName::Require), "100rel");
+    assert_eq!(sp.h(HeaderName::RSeq), "1");
+    assert_eq!(sp.body(), ANSWER.as_bytes());
+    sp.assert_hides(&["b1", inv.call_id(), "127.0.0.2", "127.0.0.20"]);
+
+    let mut a = caller_ua(&sp);
+    let prack = a.request("PRACK", &["RAck: 1 1 INVITE"], "");
+    let out = h.caller_sends(&prack);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    let b_prack = &out[0];
+    assert!(b_prack.is_request(&Method::Prack));
+    assert_eq!(b_prack.peer.addr, sa(CALLEE));
+    assert_eq!(b_prack.call_id(), inv.call_id());
+    assert_eq!(b_prack.to_tag().as_deref(), Some("b1"));
+    assert_eq!(b_prack.msg.request_uri(), Some("sip:bob@127.0.0.2:5090"));
+    assert_eq!(
+        b_prack.h(HeaderName::RAck),
+        format!("1 {} INVITE", inv.cseq().0)
+    );
+    assert!(b_prack.cseq().0 > inv.cseq().0);
+    let out = h.callee_sends(&response(&b_prack.msg, 200, "OK", None, &[], ""));
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].cseq(), (2, Method::Prack));
+    assert_eq!(out[0].peer.addr, sa(CALLER));
+
+    // The answer; the ACK on B keeps the INVITE's CSeq.
+    h.callee_sends(&response(&inv.msg, 200, "OK", Some("b1"), CALLEE_EXTRA, ""));
+    let ok = h.last_response_to(CALLER, 200).clone();
+    assert_eq!(ok.to_tag(), sp.to_tag());
+    let ack = a.request_cseq("ACK", 1, &[], "");
+    let out = h.caller_sends(&ack);
+    assert_eq!(out[0].cseq(), (inv.cseq().0, Method::Ack), "{out:#?}");
+    let bye = a.request("BYE", &[], "");
+    let out = h.caller_sends(&bye);
+    assert_eq!(
+        out[0].cseq(),
+        (b_prack.cseq().0 + 1, Method::Bye),
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn caller_bye_in_early_dialog_ends_the_invite() {
+    let mut h = Harness::new();
+    h.caller_sends(&caller_invite());
+    let inv = h.last_request_to(CALLEE, Method::Invite).clone();
+    h.callee_sends(&response(
+        &inv.msg,
+        180,
+        "Ringing",
+        Some("b1"),
+        CALLEE_EXTRA,
+        "",
+    ));
+    let ringing = h.last_response_to(CALLER, 180).clone();
+    let mut a = caller_ua(&ringing);
+    let out = h.caller_sends(&a.request("BYE", &[], ""));
+    // The callee's early dialog is ended (BYE or CANCEL), and the caller's
+    // INVITE gets its final (RFC 3261 §15.1.2: 487).
+    assert!(
+        out.iter().any(|s| s.peer.addr == sa(CALLEE)
+            && (s.is_request(&Method::Bye) || s.is_request(&Method::Cancel))),
+        "{out:#?}"
+    );
+    let f = final_to_caller(&h).clone();
+    assert_eq!(f.cseq(), (1, Method::Invite), "{}", f.raw);
+    assert!(f.is_response(487), "{}", f.raw);
+    // The callee answers whatever it got.
+    for s in h.sent_to(CALLEE).into_iter().cloned().collect::<Vec<_>>() {
+        if s.is_request(&Method::Bye) || s.is_request(&Method::Cancel) {
+            h.callee_sends(&response(&s.msg, 200, "OK", None, &[], ""));
+        }
+    }
+    h.callee_sends(&response(
+        &inv.msg,
+        487,
+        "Request Terminated",
+        Some("b1"),
+        &[],
+        "",
+    ));
+    h.caller_sends(&caller_ack_non2xx(&f));
+    let cdr: serde_json::Value = serde_json::from_slice(&h.persisted_under("cdr/")[0].1).unwrap();
+    assert_eq!(cdr["status"], 487);
+    h.assert_no_state_left();
+}
+
+#[test]
+fn out_of_dialog_options_and_message_are_relayed() {
+    let mut h = Harness::new();
+    for method in ["OPTIONS", "MESSAGE"] {
+        let body = if method == "MESSAGE" { "hello" } else { "" };
+        let req = with_length(
+            format!(
+                "{method} sip:bob@127.0.0.10:5060 SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK{method};rport\r\n\
+                 Max-Forwards: 70\r\n\
+                 From: <sip:alice@127.0.0.1:5070>;tag={A_TAG}\r\n\
+                 To: <sip:bob@127.0.0.10:5060>\r\n\
+                 Call-ID: {A_CALL_ID}\r\n\
+                 Contact: <sip:alice@127.0.0.1:5070>\r\n\
+                 CSeq: 7 {method}\r\n"
+            ),
+            body,
+        );
+        let out = h.caller_sends(&req);
+        assert_eq!(out.len(), 1, "{out:#?}");
+        let b = &out[0];
+        assert_eq!(b.peer.addr, sa(CALLEE));
+        assert_eq!(b.msg.method().map(Method::as_str), Some(method));
+        assert_eq!(b.msg.request_uri(), Some("sip:bob@127.0.0.2:5090"));
+        assert_eq!(b.h(HeaderName::MaxForwards), "69");
+        assert_eq!(b.body(), body.as_bytes());
+        b.assert_hides(&[A_CALL_ID, A_TAG, "127.0.0.1", "127.0.0.10", "5070"]);
+        let b = b.clone();
+        let out = h.callee_sends(&response(
+            &b.msg,
+            200,
+            "OK",
+            Some("b1"),
+            &[
+                "Contact: <sip:bob@127.0.0.2:5090>",
+                "Accept: application/sdp",
+            ],
+            "",
+        ));
+        assert_eq!(out.len(), 1, "{out:#?}");
+        let ok = &out[0];
+        assert_eq!(ok.peer.addr, sa(CALLER));
+        assert!(ok.is_response(200));
+        assert_eq!(ok.cseq().0, 7);
+        assert!(ok.to_tag().is_some_and(|t| t != "b1"));
+        ok.assert_hides(&[b.call_id(), "b1", "127.0.0.2", "127.0.0.20", "5090"]);
+    }
+    h.assert_no_state_left();
+}
+
+#[test]
+fn reinvite_without_sdp_carries_the_answer_in_the_ack() {
+    let mut c = established();
+    let reinv = c.a.request("INVITE", &[], "");
+    c.h.caller_sends(&reinv);
+    let b_re = c.h.last_request_to(CALLEE, Method::Invite).clone();
+    assert!(b_re.body().is_empty());
+    assert!(b_re.msg.header(HeaderName::ContentType).is_none());
+    c.h.callee_sends(&response(
+        &b_re.msg,
+        200,
+        "OK",
+        None,
+        &["Contact: <sip:bob@127.0.0.2:5090>"],
+        ANSWER,
+    ));
+    let ok = c.h.last_response_to(CALLER, 200).clone();
+    assert_eq!(ok.body(), ANSWER.as_bytes());
+    let ack = c.a.request_cseq("ACK", 2, &[], OFFER);
+    let out = c.h.caller_sends(&ack);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert!(out[0].is_request(&Method::Ack));
+    assert_eq!(out[0].body(), OFFER.as_bytes());
+    assert_eq!(out[0].h(HeaderName::ContentType), "application/sdp");
+    c.assert_topology_hidden();
+}
+
+#[test]
+fn egress_without_the_routes_transport_gets_503() {
+    let mut cfg = config();
+    if let Some(hop) = cfg.routes[0].next_hop.as_mut() {
+        hop.transport = Transport::Tcp;
+    }
+    let mut h = Harness::with_config(cfg);
+    h.caller_sends(&caller_invite());
+    assert!(final_to_caller(&h).is_response(503));
+    assert!(h.sent_to(CALLEE).is_empty());
+}
+
+#[test]
+fn reinvite_unanswered_by_callee_gets_408_and_the_call_stays() {
+    let mut c = established();
+    let reinv = c.a.request("INVITE", &[], OFFER);
+    c.h.caller_sends(&reinv);
+    let b_re = c.h.last_request_to(CALLEE, Method::Invite).clone();
+    let out = c.h.advance(Duration::from_secs(33));
+    assert!(
+        out.iter()
+            .filter(|s| s.peer.addr == sa(CALLEE))
+            .all(|s| s.raw == b_re.raw),
+        "{out:#?}"
+    );
+    let f = final_to_caller(&c.h).clone();
+    assert!(f.is_response(408), "{}", f.raw);
+    assert_eq!(f.cseq(), (2, Method::Invite));
+    assert_eq!(c.h.eng.call_count(), 1);
+    // The call still carries a BYE, with B's CSeq past the lost re-INVITE.
+    let bye = c.a.request("BYE", &[], "");
+    c.h.caller_sends(&bye);
+    let b_bye = c.h.last_request_to(CALLEE, Method::Bye);
+    assert_eq!(b_bye.cseq(), (b_re.cseq().0 + 1, Method::Bye));
+}
