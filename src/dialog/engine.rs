@@ -13,7 +13,7 @@ use super::leg::{is_target_refresh, new_tag, Leg, PeerRecord, Side};
 use super::record::{CallRecord, Cdr};
 use crate::sip::{HeaderName, Method, NameAddr, ParseError, Scheme, SipMessage, Uri};
 use crate::transaction::{
-    Action, ClientTxId, Incoming, Peer, ServerTxId, TimerConfig, TransactionLayer, Transport,
+    Action, ClientTxId, Incoming, Peer, ServerTxId, TimerConfig, TransactionLayer, Transport, TxRef,
 };
 
 /// Where a static route sends calls.
@@ -412,6 +412,21 @@ impl Engine {
         self.calls.len()
     }
 
+    /// Entries in the engine's tables (calls, tags, INVITE server transactions
+    /// of calls, client roles, stored requests, ring timers), to test that nothing
+    /// outlives its call.
+    #[cfg(test)]
+    pub(super) fn table_sizes(&self) -> [usize; 6] {
+        [
+            self.calls.len(),
+            self.tags.len(),
+            self.server_calls.len(),
+            self.clients.len(),
+            self.server_reqs.len(),
+            self.ring_timers.len(),
+        ]
+    }
+
     /// Takes the outputs produced so far.
     pub fn take_outputs(&mut self) -> Vec<Output> {
         std::mem::take(&mut self.out)
@@ -559,7 +574,13 @@ impl Engine {
                         self.client_timeout(id, now)
                     }
                     Action::ServerNoAck { id } => self.server_no_ack(id, now),
-                    _ => {}
+                    Action::Terminated(TxRef::Client(id)) => {
+                        self.clients.remove(&id);
+                    }
+                    Action::Terminated(TxRef::Server(id)) => {
+                        self.server_calls.remove(&id);
+                        self.server_reqs.remove(&id);
+                    }
                 }
             }
         }
@@ -973,7 +994,12 @@ impl Engine {
             return;
         };
         let code = msg.status().unwrap_or(0);
-        if code >= 200 && !(retransmission && code < 300) {
+        // After a 2xx an INVITE client transaction still passes up 2xx
+        // retransmissions and other forks' 2xx: its role stays until the
+        // transaction ends (`Action::Terminated`).
+        let invite_2xx =
+            (200..300).contains(&code) && msg.cseq().is_ok_and(|c| c.method == Method::Invite);
+        if code >= 200 && !invite_2xx {
             self.clients.remove(&id);
         }
         match role {
@@ -1044,10 +1070,8 @@ impl Engine {
             }
             return;
         };
-        if code == 100 {
-            return;
-        }
         if code < 200 {
+            // Any provisional, 100 included, lets a pending CANCEL go (§9.1).
             let Some(br) = call.branches.get_mut(branch) else {
                 return;
             };
@@ -1059,7 +1083,7 @@ impl Engine {
                 }
                 return;
             }
-            if call.a_final_sent || call.state == State::Confirmed {
+            if code == 100 || call.a_final_sent || call.state == State::Confirmed {
                 return;
             }
             let a_tag = Self::fork_tag(call, &b_tag, &msg);
@@ -1431,15 +1455,8 @@ impl Engine {
         match role {
             ClientRole::InitialInvite { call, branch } => {
                 // No answer from this target: a 408 of our own stands in for it.
-                let req = self
-                    .calls
-                    .get(&call)
-                    .and_then(|c| c.a_invite)
-                    .and_then(|i| self.server_req(i));
-                if let Some(req) = req {
-                    let timeout = req.make_response(408, "Request Timeout");
-                    self.branch_failed(call, branch, timeout, now);
-                }
+                let timeout = SipMessage::new_response(408, "Request Timeout");
+                self.branch_failed(call, branch, timeout, now);
             }
             ClientRole::Relay {
                 call,
@@ -1604,9 +1621,18 @@ impl Engine {
                 .map(|c| c.uuid.clone())
                 .unwrap_or_default();
             tracing::info!(call = %uuid, from = ?side, "call end (BYE)");
+            // A BYE on an early dialog ends the setup too: the caller's INVITE
+            // gets its 487, the callee's INVITE (other forks) a CANCEL (§15.1.2).
+            let early = self
+                .calls
+                .get(&call_no)
+                .is_some_and(|c| c.state == State::Setup);
+            if early {
+                self.abandon_setup(call_no, 487, "Request Terminated", now);
+            }
             self.end_call(
                 call_no,
-                200,
+                if early { 487 } else { 200 },
                 if side == Side::A {
                     "caller hangup"
                 } else {

@@ -13,3 +13,6 @@ pub use engine::{Engine, EngineConfig, NextHop, Output, Route};
 pub use iface::IfaceInfo;
 pub use leg::{Leg, Side};
 pub use record::CallRecord;
+
+#[cfg(test)]
+mod tests;
