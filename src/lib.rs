@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod dialog;
+pub mod registrar;
 pub mod runtime;
 pub mod sip;
 pub mod store;
