@@ -146,7 +146,10 @@ mod tests {
         let held = SledStore::open(&d).unwrap();
         let err = execute(&d, &Request::SubscriberList).unwrap_err();
         assert!(matches!(err, ClientError::Locked { .. }), "{err}");
-        assert!(err.to_string().contains("in use by another process"), "{err}");
+        assert!(
+            err.to_string().contains("in use by another process"),
+            "{err}"
+        );
         drop(held);
         let _ = std::fs::remove_dir_all(&d);
     }

@@ -197,10 +197,9 @@ mod tests {
 
     #[test]
     fn wire_format() {
-        let r: Request = serde_json::from_str(
-            r#"{"cmd":"subscriber_add","aor":"a@b.test","password":"pw"}"#,
-        )
-        .unwrap();
+        let r: Request =
+            serde_json::from_str(r#"{"cmd":"subscriber_add","aor":"a@b.test","password":"pw"}"#)
+                .unwrap();
         assert_eq!(
             r,
             Request::SubscriberAdd {

@@ -44,9 +44,9 @@ impl AdminServer {
                 return Err(io::Error::new(
                     io::ErrorKind::AlreadyExists,
                     format!(
-                        "{} exists and is not a socket; remove it to let sipveil bind its admin socket",
-                        path.display()
-                    ),
+                    "{} exists and is not a socket; remove it to let sipveil bind its admin socket",
+                    path.display()
+                ),
                 ))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -150,7 +150,10 @@ async fn connection<H: AdminHandler>(
     let peer_uid = stream.peer_cred()?.uid();
     let (read, mut write) = stream.into_split();
     if peer_uid != owner_uid && peer_uid != 0 {
-        tracing::warn!(peer_uid, "admin socket: connection from another user refused");
+        tracing::warn!(
+            peer_uid,
+            "admin socket: connection from another user refused"
+        );
         return reply(&mut write, &Response::error("permission denied")).await;
     }
     let mut reader = BufReader::new(read);
@@ -226,7 +229,9 @@ mod tests {
             });
             let task = spawn_admin(&path, handler).unwrap();
             let p = path.clone();
-            let out = tokio::task::spawn_blocking(move || client(p)).await.unwrap();
+            let out = tokio::task::spawn_blocking(move || client(p))
+                .await
+                .unwrap();
             drop(task);
             assert!(!path.exists(), "socket removed on drop");
             out

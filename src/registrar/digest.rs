@@ -153,7 +153,8 @@ pub enum AuthResult {
 /// Holds the node secret, the nonce lifetime and the replay table; everything
 /// else comes in as arguments, the time included, so tests need no clock.
 pub struct DigestAuth {
-    secret: [u8; 32],
+    /// HMAC-SHA256 keyed with the node secret, cloned for each nonce (keying once).
+    mac_key: Hmac<Sha256>,
     nonce_ttl: Duration,
     nc_seen: NonceCounts,
 }
@@ -171,8 +172,12 @@ impl fmt::Debug for DigestAuth {
 impl DigestAuth {
     /// A verifier with the default nonce lifetime and replay-table size.
     pub fn new(secret: [u8; 32]) -> DigestAuth {
+        // HMAC pads a key shorter than the hash's block to the block size with
+        // zeros (RFC 2104 §2); padding here makes keying infallible.
+        let mut block = [0u8; 64];
+        block[..32].copy_from_slice(&secret);
         DigestAuth {
-            secret,
+            mac_key: <Hmac<Sha256> as KeyInit>::new(&block.into()),
             nonce_ttl: DEFAULT_NONCE_TTL,
             nc_seen: NonceCounts::new(DEFAULT_NC_LIMIT),
         }
@@ -356,9 +361,7 @@ impl DigestAuth {
     }
 
     fn nonce_mac(&self, realm: &str, body: &[u8]) -> Hmac<Sha256> {
-        // HMAC accepts keys of any length, so this cannot fail for 32 bytes.
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.secret)
-            .unwrap_or_else(|_| <Hmac<Sha256> as KeyInit>::new(&Default::default()));
+        let mut mac = self.mac_key.clone();
         mac.update(NONCE_LABEL);
         mac.update(realm.as_bytes());
         mac.update(b"\0");
@@ -564,7 +567,10 @@ mod tests {
     #[test]
     fn ha1_matches_coreutils() {
         assert_eq!(ha1(Algorithm::Md5, "alice", REALM, "s3cret"), MD5_ALICE);
-        assert_eq!(ha1(Algorithm::Sha256, "alice", REALM, "s3cret"), SHA256_ALICE);
+        assert_eq!(
+            ha1(Algorithm::Sha256, "alice", REALM, "s3cret"),
+            SHA256_ALICE
+        );
     }
 
     // Computed outside Rust:
@@ -839,7 +845,14 @@ mod tests {
         let mut a = auth();
         let n = nonce_of(&a.challenge(REALM, false, at(T0))[1]);
         let h1 = ha1(Algorithm::Md5, "alice", REALM, "s3cret");
-        let r = response(Algorithm::Md5, &h1, &n, None, "REGISTER", "sip:example.test");
+        let r = response(
+            Algorithm::Md5,
+            &h1,
+            &n,
+            None,
+            "REGISTER",
+            "sip:example.test",
+        );
         let h = format!(
             "Digest username=\"alice\", realm=\"{REALM}\", nonce=\"{n}\", \
              uri=\"sip:example.test\", response=\"{r}\""
@@ -895,11 +908,17 @@ mod tests {
             (good.replacen("Digest", "Basic", 1), "scheme"),
             (good.replace("username=\"alice\", ", ""), "username"),
             (good.replace(REALM, "other.test"), "realm"),
-            (good.replace("algorithm=MD5", "algorithm=SHA-512"), "algorithm"),
+            (
+                good.replace("algorithm=MD5", "algorithm=SHA-512"),
+                "algorithm",
+            ),
             (good.replace("qop=auth", "qop=auth-int"), "qop"),
             (good.replace("nc=00000001", "nc=1234567890"), "nc"),
             (good.replace(", cnonce=\"c\"", ""), "cnonce"),
-            (good.replace(&n, &n.replace('a', "b").replace('1', "2")), "nonce"),
+            (
+                good.replace(&n, &n.replace('a', "b").replace('1', "2")),
+                "nonce",
+            ),
             (good.replace(&n, "not-hex"), "nonce"),
         ];
         for (h, what) in cases {
@@ -910,6 +929,16 @@ mod tests {
                 "{what}: {r:?} for {h}"
             );
         }
+    }
+
+    #[test]
+    fn padded_key_is_the_rfc2104_key() {
+        let secret = [0x5au8; 32];
+        let mut ours = DigestAuth::new(secret).mac_key;
+        let mut plain = <Hmac<Sha256> as KeyInit>::new_from_slice(&secret).unwrap();
+        ours.update(b"x");
+        plain.update(b"x");
+        assert_eq!(ours.finalize().into_bytes(), plain.finalize().into_bytes());
     }
 
     #[test]
@@ -964,8 +993,14 @@ mod tests {
         assert_eq!(a.nc_seen.map.len(), 2);
         // The first nonce was pushed out while still live: its replay is not
         // believed as new, the client is sent for a fresh nonce instead.
-        assert_eq!(check(&mut a, &mk(&nonces[0]), "REGISTER", T0), AuthResult::Stale);
-        assert_eq!(check(&mut a, &mk(&nonces[2]), "REGISTER", T0), AuthResult::Replay);
+        assert_eq!(
+            check(&mut a, &mk(&nonces[0]), "REGISTER", T0),
+            AuthResult::Stale
+        );
+        assert_eq!(
+            check(&mut a, &mk(&nonces[2]), "REGISTER", T0),
+            AuthResult::Replay
+        );
         // A nonce issued after the eviction is served normally.
         let fresh = nonce_of(&a.challenge(REALM, false, at(T0 + 1))[0]);
         assert!(matches!(

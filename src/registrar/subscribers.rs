@@ -114,7 +114,9 @@ impl Aor {
             return Err(invalid("empty user part"));
         }
         if !valid_user(user) {
-            return Err(invalid("the user part has a character SIP does not allow there"));
+            return Err(invalid(
+                "the user part has a character SIP does not allow there",
+            ));
         }
         if !valid_host(domain) {
             return Err(invalid("the domain is not a host name or IP address"));
@@ -319,9 +321,7 @@ fn valid_user(user: &str) -> bool {
             i += 3;
             continue;
         }
-        let ok = c.is_ascii_alphanumeric()
-            || b"-_.!~*'()".contains(&c)
-            || b"&=+$,;?/".contains(&c);
+        let ok = c.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&c) || b"&=+$,;?/".contains(&c);
         if !ok {
             return false;
         }
@@ -341,7 +341,9 @@ fn valid_host(host: &str) -> bool {
         && host.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+                && label
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -366,7 +368,10 @@ mod tests {
         assert_eq!(a.to_string(), "alice@example.test");
         assert_eq!(a.key(), "sub/alice@example.test");
         assert_eq!(Aor::parse("sip:bob@10.0.0.1").unwrap().domain, "10.0.0.1");
-        assert_eq!(Aor::parse("+4930123@[2001:db8::1]").unwrap().user, "+4930123");
+        assert_eq!(
+            Aor::parse("+4930123@[2001:db8::1]").unwrap().user,
+            "+4930123"
+        );
         assert_eq!(Aor::parse("a%40b@x.test").unwrap().user, "a%40b");
         for bad in [
             "alice",
@@ -393,7 +398,10 @@ mod tests {
         assert_eq!(aor.to_string(), "bob@example.test");
         assert_eq!(sub.realm, "example.test");
         add(&s, "alice@example.test", "pw").unwrap();
-        assert_eq!(list(&s).unwrap(), ["alice@example.test", "bob@example.test"]);
+        assert_eq!(
+            list(&s).unwrap(),
+            ["alice@example.test", "bob@example.test"]
+        );
         let raw = s.get("sub/bob@example.test").unwrap().unwrap();
         let text = String::from_utf8(raw).unwrap();
         assert!(!text.contains("hunter2"), "{text}");
@@ -410,7 +418,9 @@ mod tests {
         // Re-adding replaces the credentials.
         add(&s, "bob@example.test", "new").unwrap();
         assert_eq!(
-            ha1(&s, "bob", "EXAMPLE.test", Algorithm::Md5).unwrap().unwrap(),
+            ha1(&s, "bob", "EXAMPLE.test", Algorithm::Md5)
+                .unwrap()
+                .unwrap(),
             digest::ha1(Algorithm::Md5, "bob", "example.test", "new")
         );
         assert_eq!(list(&s).unwrap().len(), 2);
@@ -420,7 +430,9 @@ mod tests {
             Err(SubscriberError::NotFound(_))
         ));
         assert_eq!(list(&s).unwrap(), ["alice@example.test"]);
-        assert!(ha1(&s, "bob", "example.test", Algorithm::Md5).unwrap().is_none());
+        assert!(ha1(&s, "bob", "example.test", Algorithm::Md5)
+            .unwrap()
+            .is_none());
         assert!(matches!(
             add(&s, "carol@example.test", ""),
             Err(SubscriberError::EmptyPassword)
