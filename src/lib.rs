@@ -4,6 +4,7 @@
 //! everything else stands on; `transaction` and `dialog` are the sans-IO core;
 //! `transport`, `store` and `runtime` are the shell that owns sockets, disk and time.
 
+pub mod admin;
 pub mod config;
 pub mod dialog;
 pub mod registrar;

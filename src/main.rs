@@ -103,16 +103,67 @@ fn main() -> ExitCode {
     }
 }
 
-/// Subscriber management; issue 4 replaces this with the store (or the running
-/// process's admin endpoint). Exit 2 tells scripts that nothing was changed.
+/// Subscriber management. With sipveil running on the config's data_dir the
+/// request goes through its admin socket (sled allows one process per store, and
+/// the running node must see the change at once); with it stopped, the store is
+/// opened here. Exit 0 on success, 1 with a message otherwise.
 fn subscriber(action: SubscriberCommand) -> ExitCode {
-    let what = match &action {
-        SubscriberCommand::Add { aor, .. } => format!("add {aor}"),
-        SubscriberCommand::List { .. } => "list".to_string(),
-        SubscriberCommand::Remove { aor, .. } => format!("remove {aor}"),
+    use sipveil::admin::Request;
+    let (config, req) = match action {
+        SubscriberCommand::Add {
+            aor,
+            password,
+            config,
+        } => (config, Request::SubscriberAdd { aor, password }),
+        SubscriberCommand::List { config } => (config, Request::SubscriberList),
+        SubscriberCommand::Remove { aor, config } => (config, Request::SubscriberRemove { aor }),
     };
-    eprintln!("sipveil subscriber {what}: not implemented yet (issue 4)");
-    ExitCode::from(2)
+    let cfg = match Config::load(&config) {
+        Ok(cfg) => cfg,
+        Err(e) => return fail(&e),
+    };
+    if let Request::SubscriberAdd { aor, .. } = &req {
+        warn_foreign_domain(&cfg, aor);
+    }
+    let resp = match sipveil::admin::execute(&cfg.node.data_dir, &req) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !resp.ok {
+        let why = resp.error.as_deref().unwrap_or("request refused");
+        eprintln!("error: {why}");
+        return ExitCode::FAILURE;
+    }
+    match &req {
+        Request::SubscriberList => {
+            for aor in resp.subscribers.unwrap_or_default() {
+                println!("{aor}");
+            }
+        }
+        Request::SubscriberAdd { aor, .. } => println!("subscriber {aor} added"),
+        Request::SubscriberRemove { aor } => println!("subscriber {aor} removed"),
+    }
+    ExitCode::SUCCESS
+}
+
+/// A subscriber outside `[registrar] domain` is stored, but nothing authenticates
+/// against it until the domain matches; say so rather than leave the operator
+/// wondering why the phone gets 403.
+fn warn_foreign_domain(cfg: &Config, aor: &str) {
+    let Ok(parsed) = sipveil::registrar::subscribers::Aor::parse(aor) else {
+        return;
+    };
+    match &cfg.registrar {
+        Some(r) if r.domain.eq_ignore_ascii_case(&parsed.domain) => {}
+        Some(r) => eprintln!(
+            "warning: {} is not in the registrar domain {}; it is stored but cannot register",
+            parsed, r.domain
+        ),
+        None => eprintln!("warning: no [registrar] section; {parsed} is stored but unused"),
+    }
 }
 
 /// Prints a config error, one `file:line: message` per line, and gives exit code 1.

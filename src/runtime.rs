@@ -125,6 +125,17 @@ async fn shutdown_signal() {
 
 async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
     let store = Arc::new(SledStore::open(&rc.data_dir)?);
+    // Issue 4: node secret and subscribers, and the admin socket through which
+    // `sipveil subscriber ...` reaches this process while it holds the store.
+    let auth = crate::registrar::AuthContext::load(store.as_ref())?;
+    // Signaling matters more than administration: without the socket, log and run on.
+    let _admin = crate::admin::start(&rc.data_dir, store.clone(), auth.subscribers.clone())
+        .map_err(|e| {
+            tracing::error!(
+                "admin socket unavailable, `sipveil subscriber` cannot reach this process: {e}"
+            )
+        })
+        .ok();
     let records = load_calls(store.as_ref());
     let (tx, mut rx) = mpsc::channel::<Inbound>(16 * 1024);
     let sender = Sender::start(&rc.listen, rc.limits, tx).await?;

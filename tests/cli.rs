@@ -101,7 +101,7 @@ fn missing_config_file_fails() {
 }
 
 #[test]
-fn subscriber_commands_say_not_implemented() {
+fn subscriber_commands_need_a_readable_config() {
     let dir = scratch("subscriber");
     let out = sipveil(
         &[
@@ -115,6 +115,10 @@ fn subscriber_commands_say_not_implemented() {
         ],
         &dir,
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("not implemented yet (issue 4)"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot read x.toml"),
+        "{}",
+        stderr(&out)
+    );
 }
