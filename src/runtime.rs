@@ -23,6 +23,8 @@ pub struct RuntimeConfig {
     pub limits: Limits,
     /// Where the sled store lives.
     pub data_dir: PathBuf,
+    /// `[registrar]`, when this node serves REGISTER.
+    pub registrar: Option<crate::dialog::RegistrarConfig>,
 }
 
 /// Runs the SBC until SIGINT or SIGTERM. Signaling runs on one thread: listeners
@@ -157,6 +159,16 @@ async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
         );
     }
     engine.restore(records);
+    if let Some(reg) = rc.registrar.clone() {
+        let bindings = store
+            .scan(crate::registrar::location::KEY_PREFIX)
+            .unwrap_or_else(|e| {
+                tracing::error!("cannot read registrations from the store: {e}");
+                Vec::new()
+            });
+        tracing::info!(domain = %reg.domain, auth = reg.auth, "registrar enabled");
+        engine.enable_registrar(reg, auth.clone(), bindings);
+    }
     let (store_tx, store_rx) = std::sync::mpsc::channel::<Vec<Output>>();
     let writer_store = store.clone();
     let writer = std::thread::Builder::new()
@@ -300,5 +312,22 @@ pub fn from_config(cfg: &crate::config::Config) -> anyhow::Result<RuntimeConfig>
         listen,
         limits: cfg.limits,
         data_dir: cfg.node.data_dir.clone(),
+        registrar: match &cfg.registrar {
+            None => None,
+            Some(r) => Some(crate::dialog::RegistrarConfig {
+                domain: r.domain.clone(),
+                iface: cfg.interface_index(&r.interface).ok_or_else(|| {
+                    anyhow::anyhow!("registrar interface {} unknown", r.interface)
+                })?,
+                auth: r.auth,
+                limits: crate::registrar::location::RegistrarLimits {
+                    min_expires: r.min_expires,
+                    max_expires: r.max_expires,
+                    default_expires: r.default_expires,
+                    ..Default::default()
+                },
+                nat_keepalive: r.nat_keepalive,
+            }),
+        },
     })
 }

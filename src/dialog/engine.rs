@@ -1,5 +1,9 @@
 //! The dialog engine: call setup, teardown and in-dialog relaying between legs.
 
+mod register;
+
+pub use register::RegistrarConfig;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -141,6 +145,8 @@ struct Call {
     answered: u64,
     caller: String,
     callee: String,
+    /// The subscriber the caller authenticated as, if it did.
+    identity: Option<String>,
 }
 
 fn idx(side: Side) -> usize {
@@ -214,6 +220,7 @@ pub struct Engine {
     server_reqs: HashMap<ServerTxId, Rc<SipMessage>>,
     ring_timers: BTreeMap<(Instant, u64), ()>,
     out: Vec<Output>,
+    registrar: Option<register::Registrar>,
 }
 
 fn now_unix() -> u64 {
@@ -404,6 +411,7 @@ impl Engine {
             server_reqs: HashMap::new(),
             ring_timers: BTreeMap::new(),
             out: Vec::with_capacity(16),
+            registrar: None,
         }
     }
 
@@ -440,10 +448,15 @@ impl Engine {
     /// The earliest time [`Engine::poll`] has work to do.
     pub fn next_deadline(&self) -> Option<Instant> {
         let ring = self.ring_timers.keys().next().map(|(t, _)| *t);
-        match (ring, self.tl.next_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        // The registrar expires bindings on the second: look at least once a second.
+        let upkeep = self
+            .registrar
+            .as_ref()
+            .map(|_| Instant::now() + std::time::Duration::from_secs(1));
+        [ring, self.tl.next_deadline(), upkeep]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Restores established calls read from the store after a restart.
@@ -473,6 +486,7 @@ impl Engine {
                     answered: r.answered,
                     caller,
                     callee,
+                    identity: None,
                 },
             );
         }
@@ -558,6 +572,9 @@ impl Engine {
             self.ring_timers.remove(&(at, call));
             self.ring_timeout(call, now);
         }
+        if self.registrar.is_some() {
+            self.registrar_upkeep(now);
+        }
         self.drain_tl(now);
     }
 
@@ -596,6 +613,9 @@ impl Engine {
                     .ok()
                     .and_then(|t| t.tag().map(str::to_string));
                 match to_tag {
+                    Some(_) if msg.method() == Some(&Method::Register) => {
+                        self.out_of_dialog(id, &msg, peer, now)
+                    }
                     Some(tag) => self.in_dialog(id, &msg, &tag, now),
                     None => self.out_of_dialog(id, &msg, peer, now),
                 }
@@ -715,6 +735,9 @@ impl Engine {
                     .get(iface)
                     .is_some_and(|i| i.is_own_host(&u.host.to_string(), u.port))
         });
+        if method == Method::Register && self.is_registrar_iface(iface) {
+            return self.on_register(id, msg, peer, now);
+        }
         if let Method::Extension(_) = method {
             return self.reply_with(
                 id,
@@ -793,6 +816,14 @@ impl Engine {
                 now,
             );
         }
+        let identity = if self.needs_caller_auth(msg, iface) {
+            match self.authenticate_caller(id, msg, peer, now) {
+                Some(user) => Some(user),
+                None => return,
+            }
+        } else {
+            None
+        };
         let (Ok(from), Ok(to), Some(call_id)) = (msg.from_header(), msg.to_header(), msg.call_id())
         else {
             return self.reply(id, 400, "Bad Request (From/To/Call-ID)", now);
@@ -940,6 +971,7 @@ impl Engine {
                 answered: 0,
                 caller,
                 callee,
+                identity,
             },
         );
         for (i, (req, t)) in requests.into_iter().zip(targets).enumerate() {
@@ -959,17 +991,6 @@ impl Engine {
                 }
             }
         }
-    }
-
-    /// Targets for a call routed to the registrar: every current binding of the
-    /// request-URI's user, or why there is none.
-    fn registered_targets(
-        &self,
-        _ruri: &Uri<'_>,
-        _egress: usize,
-        _now: u64,
-    ) -> Result<Vec<Target>, (u16, &'static str)> {
-        Err((404, "Not Found (registrar not available)"))
     }
 
     fn iface_name(&self, i: usize) -> String {
@@ -1751,6 +1772,7 @@ impl Engine {
             ended,
             status,
             reason: reason.to_string(),
+            authenticated: call.identity.clone(),
         };
         tracing::info!(call = %call.uuid, status, reason, duration = ended.saturating_sub(call.answered.max(call.started)), "call end");
         if let Ok(value) = serde_json::to_vec(&cdr) {

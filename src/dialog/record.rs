@@ -43,4 +43,7 @@ pub struct Cdr {
     pub status: u16,
     /// Why the call ended.
     pub reason: String,
+    /// The subscriber the caller authenticated as, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authenticated: Option<String>,
 }
