@@ -400,11 +400,18 @@ impl SipMessage {
         let start_raw = Some(span(head, first));
         // One allocation for the header table, sized from the line count, so parsing
         // does not grow it header by header.
-        let line_count = memchr::memchr_iter(b'\n', head.as_bytes()).count();
+        let (mut line_count, mut folded) = (0usize, false);
+        for i in memchr::memchr_iter(b'\n', head.as_bytes()) {
+            line_count += 1;
+            folded |= head.as_bytes().get(i + 1).copied().is_some_and(is_wsp);
+        }
         let mut headers: Vec<Header> = Vec::with_capacity(line_count.min(limits.max_headers));
         // The owned copy of the header section. Unfolded values of folded headers are
-        // appended after the received bytes, so folding needs no allocation of its own.
-        let mut owned = String::with_capacity(head.len() + 64);
+        // appended after the received bytes; together they never exceed the received
+        // bytes (see `unfold`), so reserving twice the size makes folding free of
+        // allocations of its own.
+        let extra = if folded { head.len() } else { 0 };
+        let mut owned = String::with_capacity(head.len() + extra);
         owned.push_str(head);
         let mut first_error: Option<ParseError> = None;
         let fail = |e: &mut Option<ParseError>, kind: ErrorKind, why: &str| {
