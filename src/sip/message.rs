@@ -1,7 +1,10 @@
 //! The SIP message: parsed once into spans over one owned copy of the header section,
 //! edited in place, and serialized with every untouched line emitted byte for byte.
 
+use std::sync::LazyLock;
+
 use bytes::Bytes;
+use memchr::memmem;
 
 use super::error::{ErrorKind, ParseError};
 use super::name::HeaderName;
@@ -162,14 +165,23 @@ pub struct SipMessage {
     body: Bytes,
 }
 
+/// Searchers for the two ways a header section can end, built once.
+static BLANK_CRLF: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\n\r\n"));
+static BLANK_LF: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\n\n"));
+
+/// Searchers for folded (continuation) lines.
+static FOLD_SP: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\n "));
+static FOLD_TAB: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\n\t"));
+
 /// Where the header section ends: (end of the last header line, start of the body).
+/// The first empty line ends it, whether written CRLF or bare LF.
 pub(crate) fn find_head_end(b: &[u8]) -> Option<(usize, usize)> {
-    let crlf = memchr::memmem::find(b, b"\n\r\n");
+    let crlf = BLANK_CRLF.find(b);
     let scope = crlf.map_or(b, |p| b.get(..p + 1).unwrap_or(b));
-    let lf = memchr::memmem::find(scope, b"\n\n");
-    let (nl, body) = match (crlf, lf) {
-        (_, Some(p)) => (p, p + 2),
-        (Some(p), None) => (p, p + 3),
+    let (nl, body) = match (BLANK_LF.find(scope), crlf) {
+        (Some(p), _) => (p, p + 2),
+        (None, Some(p)) => (p, p + 3),
         (None, None) => return None,
     };
     let end = if nl > 0 && b.get(nl - 1) == Some(&b'\r') {
@@ -293,24 +305,81 @@ fn unfold(owned: &mut String, received: usize, value: &Text, cont: &str) -> Text
     Text::Span(start as u32, owned.len() as u32)
 }
 
-/// A header line split into name and value, or why it cannot be.
+/// A header line split into name and value, or why it cannot be. One pass over the
+/// name (token characters, then optional whitespace, then the colon).
 fn split_header_line(line: &str) -> Result<(&str, &str), &'static str> {
-    let colon = memchr::memchr(b':', line.as_bytes()).ok_or("header line without colon")?;
-    let name = line
-        .get(..colon)
-        .unwrap_or("")
-        .trim_end_matches([' ', '\t']);
-    if name.is_empty() {
-        return Err("header line with empty name");
-    }
-    if !name.bytes().all(super::grammar::is_token_char) {
+    let b = line.as_bytes();
+    let name_end = b
+        .iter()
+        .position(|c| !super::grammar::is_token_char(*c))
+        .unwrap_or(b.len());
+    let colon = name_end
+        + b.get(name_end..)
+            .unwrap_or(&[])
+            .iter()
+            .position(|c| !is_wsp(*c))
+            .unwrap_or(b.len() - name_end);
+    if b.get(colon) != Some(&b':') {
+        // Not `token *WSP ":"`: say which part is wrong.
+        let Some(colon) = memchr::memchr(b':', b) else {
+            return Err("header line without colon");
+        };
+        let name = line.get(..colon).unwrap_or("");
+        if trim_wsp(name).is_empty() {
+            return Err("header line with empty name");
+        }
         return Err("header name is not a token");
     }
-    let value = line
-        .get(colon + 1..)
-        .unwrap_or("")
-        .trim_matches([' ', '\t']);
+    if name_end == 0 {
+        return Err("header line with empty name");
+    }
+    let name = line.get(..name_end).unwrap_or("");
+    let value = trim_wsp(line.get(colon + 1..).unwrap_or(""));
     Ok((name, value))
+}
+
+/// The lines of a header section, each without its LF and the CR before it.
+struct Lines<'a> {
+    text: &'a str,
+    pos: usize,
+    newlines: memchr::Memchr<'a>,
+    done: bool,
+    /// Lines that ended in CRLF so far.
+    crlf: usize,
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        if self.done {
+            return None;
+        }
+        let b = self.text.as_bytes();
+        let (end, stop) = match self.newlines.next() {
+            Some(end) if end > self.pos && b.get(end - 1) == Some(&b'\r') => {
+                self.crlf += 1;
+                (end, end - 1)
+            }
+            Some(end) => (end, end),
+            None => {
+                // The last line has no line end: a CR there ends nothing.
+                self.done = true;
+                (b.len(), b.len())
+            }
+        };
+        let line = self.text.get(self.pos..stop).unwrap_or("");
+        self.pos = end + 1;
+        Some(line)
+    }
+}
+
+/// `s` without leading and trailing spaces and tabs.
+fn trim_wsp(s: &str) -> &str {
+    let b = s.as_bytes();
+    let start = b.iter().position(|c| !is_wsp(*c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !is_wsp(*c)).map_or(start, |e| e + 1);
+    s.get(start..end.max(start)).unwrap_or("")
 }
 
 impl SipMessage {
@@ -380,18 +449,18 @@ impl SipMessage {
                 "NUL byte in header section",
             ));
         }
-        // A CR that does not end a line would be read as a line break by some peers
-        // and not by others: forwarding it would let a header hide inside another.
-        if memchr::memchr_iter(b'\r', head).any(|i| head.get(i + 1) != Some(&b'\n')) {
-            return Err(ParseError::new(
-                ErrorKind::HeaderLine,
-                "bare CR in header section",
-            ));
-        }
+        // Every CR must end a line; compared with the line ends seen below.
+        let carriage_returns = memchr::memchr_iter(b'\r', head).count();
         let head = std::str::from_utf8(head).map_err(|_| {
             ParseError::new(ErrorKind::Encoding, "header section is not valid UTF-8")
         })?;
-        let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+        let mut lines = Lines {
+            text: head,
+            pos: 0,
+            newlines: memchr::memchr_iter(b'\n', head.as_bytes()),
+            done: false,
+            crlf: 0,
+        };
         let first = lines.next().unwrap_or("");
         if first.len() > limits.max_header_line {
             return Err(ParseError::new(ErrorKind::TooLarge, "start line too long"));
@@ -401,10 +470,15 @@ impl SipMessage {
         // One allocation for the header table, sized from the line count, so parsing
         // does not grow it header by header.
         let line_count = memchr::memchr_iter(b'\n', head.as_bytes()).count();
+        let folded =
+            FOLD_SP.find(head.as_bytes()).is_some() || FOLD_TAB.find(head.as_bytes()).is_some();
         let mut headers: Vec<Header> = Vec::with_capacity(line_count.min(limits.max_headers));
         // The owned copy of the header section. Unfolded values of folded headers are
-        // appended after the received bytes, so folding needs no allocation of its own.
-        let mut owned = String::with_capacity(head.len() + 64);
+        // appended after the received bytes; together they never exceed the received
+        // bytes (see `unfold`), so reserving twice the size makes folding free of
+        // allocations of its own.
+        let extra = if folded { head.len() } else { 0 };
+        let mut owned = String::with_capacity(head.len() + extra);
         owned.push_str(head);
         let mut first_error: Option<ParseError> = None;
         let fail = |e: &mut Option<ParseError>, kind: ErrorKind, why: &str| {
@@ -412,7 +486,7 @@ impl SipMessage {
                 *e = Some(ParseError::new(kind, why.to_string()));
             }
         };
-        for line in lines {
+        for line in lines.by_ref() {
             if line.as_bytes().first().copied().is_some_and(is_wsp) {
                 // Folded continuation of the previous header (RFC 3261 §7.3.1).
                 let Some(prev) = headers.last_mut() else {
@@ -423,7 +497,7 @@ impl SipMessage {
                     );
                     continue;
                 };
-                let cont = line.trim_matches([' ', '\t']);
+                let cont = trim_wsp(line);
                 let (rs, _) = prev.raw.unwrap_or((0, 0));
                 let (_, le) = span(head, line);
                 if le.saturating_sub(rs) as usize > limits.max_header_line {
@@ -470,14 +544,26 @@ impl SipMessage {
                 Err(why) => fail(&mut first_error, ErrorKind::HeaderLine, why),
             }
         }
+        // A CR that does not end a line would be read as a line break by some peers
+        // and not by others: forwarding it would let a header hide inside another.
+        lines.by_ref().for_each(drop);
+        if lines.crlf != carriage_returns {
+            return Err(ParseError::new(
+                ErrorKind::HeaderLine,
+                "bare CR in header section",
+            ));
+        }
         // Counted on the unfolded values: a folded Via line can carry more values.
         let vias: usize = headers
             .iter()
             .filter(|h| h.name == HeaderName::Via)
             .map(|h| {
-                super::grammar::split_list(h.value.get(&owned))
-                    .count()
-                    .max(1)
+                let v = h.value.get(&owned);
+                if memchr::memchr(b',', v.as_bytes()).is_none() {
+                    1
+                } else {
+                    super::grammar::split_list(v).count().max(1)
+                }
             })
             .sum();
         if vias > limits.max_via && first_error.is_none() {
@@ -1189,6 +1275,25 @@ mod rule_tests {
         let e = parse("OPTIONS sip:a@b SIP/2.0\r\nX: a\rP-Asserted-Identity: <sip:x@y>\r\n\r\n")
             .unwrap_err();
         assert!(e.reason.contains("bare CR"));
+        for raw in [
+            "OPTIONS sip:a@b SIP/2.0\r\nX: a\r\r\n\r\n",
+            "SIP/2.0 200 O\rK\r\nX: a\r\n\r\n",
+            "OPTIONS sip:a@b SIP/2.0\r\nX: a\r\nY: b\r",
+        ] {
+            let e =
+                SipMessage::parse_head(raw.trim_end_matches("\r\n").as_bytes(), &Limits::default())
+                    .unwrap_err();
+            assert!(e.reason.contains("bare CR"), "{raw:?}: {}", e.reason);
+        }
+        // Counted on every line, also after a limit stopped the parse.
+        let limits = Limits {
+            max_headers: 1,
+            ..Limits::default()
+        };
+        let e =
+            SipMessage::parse_datagram(b"OPTIONS sip:a@b SIP/2.0\r\nX: 1\r\nY: 2\r\n\r\n", &limits)
+                .unwrap_err();
+        assert!(e.reason.contains("too many header lines"), "{}", e.reason);
         let e = parse("OPTIONS sip:a@b SIP/2.0\r\nX: a\0b\r\n\r\n").unwrap_err();
         assert!(e.reason.contains("NUL"));
         // A NUL in the body is fine.

@@ -30,9 +30,11 @@ macro_rules! header_names {
                     $( $( if c == $compact.as_bytes().first().copied().unwrap_or(0) { return HeaderName::$variant; } )? )*
                     return HeaderName::Other;
                 }
-                $( if b.len() == $canon.len() && name.eq_ignore_ascii_case($canon) { return HeaderName::$variant; } )*
-                HeaderName::Other
+                classify_full(name)
             }
+
+            /// Every known name (not `Other`).
+            pub const ALL: &'static [HeaderName] = &[ $( HeaderName::$variant, )* ];
 
             /// The compact form of this header (RFC 3261 §7.3.3 and extensions), if any.
             pub fn compact(self) -> Option<&'static str> {
@@ -96,6 +98,90 @@ header_names! {
     RAck => "RAck";
 }
 
+/// Classifies a full (non-compact) name: candidates are narrowed by length and
+/// first letter, then compared case-insensitively. `ALL` and a unit test keep this
+/// in step with the list above.
+fn classify_full(name: &str) -> HeaderName {
+    let b = name.as_bytes();
+    let first = b.first().map_or(0, u8::to_ascii_lowercase);
+    let candidates: &[(HeaderName, &str)] = match (b.len(), first) {
+        (2, b't') => &[(HeaderName::To, "To")],
+        (3, b'v') => &[(HeaderName::Via, "Via")],
+        (4, b'c') => &[(HeaderName::CSeq, "CSeq")],
+        (4, b'f') => &[(HeaderName::From, "From")],
+        (4, b'r') => &[(HeaderName::RSeq, "RSeq"), (HeaderName::RAck, "RAck")],
+        (5, b'a') => &[(HeaderName::Allow, "Allow")],
+        (5, b'e') => &[(HeaderName::Event, "Event")],
+        (5, b'r') => &[(HeaderName::Route, "Route")],
+        (6, b'a') => &[(HeaderName::Accept, "Accept")],
+        (6, b'm') => &[(HeaderName::MinSe, "Min-SE")],
+        (6, b'r') => &[(HeaderName::Reason, "Reason")],
+        (6, b's') => &[(HeaderName::Server, "Server")],
+        (7, b'c') => &[
+            (HeaderName::CallId, "Call-ID"),
+            (HeaderName::Contact, "Contact"),
+        ],
+        (7, b'e') => &[(HeaderName::Expires, "Expires")],
+        (7, b'p') => &[(HeaderName::Privacy, "Privacy")],
+        (7, b'r') => &[(HeaderName::Require, "Require")],
+        (7, b's') => &[(HeaderName::Subject, "Subject")],
+        (7, b'w') => &[(HeaderName::Warning, "Warning")],
+        (8, b'i') => &[(HeaderName::Identity, "Identity")],
+        (8, b'r') => &[(HeaderName::ReferTo, "Refer-To")],
+        (9, b's') => &[(HeaderName::Supported, "Supported")],
+        (10, b'u') => &[(HeaderName::UserAgent, "User-Agent")],
+        (11, b'm') => &[(HeaderName::MinExpires, "Min-Expires")],
+        (11, b'r') => &[
+            (HeaderName::ReferredBy, "Referred-By"),
+            (HeaderName::RetryAfter, "Retry-After"),
+        ],
+        (11, b'u') => &[(HeaderName::Unsupported, "Unsupported")],
+        (12, b'a') => &[(HeaderName::AllowEvents, "Allow-Events")],
+        (12, b'c') => &[(HeaderName::ContentType, "Content-Type")],
+        (12, b'm') => &[(HeaderName::MaxForwards, "Max-Forwards")],
+        (12, b'r') => &[(HeaderName::RecordRoute, "Record-Route")],
+        (13, b'a') => &[(HeaderName::Authorization, "Authorization")],
+        (13, b'p') => &[(HeaderName::ProxyRequire, "Proxy-Require")],
+        (14, b'a') => &[(HeaderName::AcceptContact, "Accept-Contact")],
+        (14, b'c') => &[(HeaderName::ContentLength, "Content-Length")],
+        (14, b'r') => &[(HeaderName::RejectContact, "Reject-Contact")],
+        (15, b'r') => &[(HeaderName::RemotePartyId, "Remote-Party-ID")],
+        (15, b's') => &[(HeaderName::SessionExpires, "Session-Expires")],
+        (16, b'c') => &[(HeaderName::ContentEncoding, "Content-Encoding")],
+        (16, b'w') => &[(HeaderName::WwwAuthenticate, "WWW-Authenticate")],
+        (18, b'p') => &[(HeaderName::ProxyAuthenticate, "Proxy-Authenticate")],
+        (18, b's') => &[(HeaderName::SubscriptionState, "Subscription-State")],
+        (19, b'c') => &[(HeaderName::ContentDisposition, "Content-Disposition")],
+        (19, b'p') => &[
+            (HeaderName::ProxyAuthorization, "Proxy-Authorization"),
+            (HeaderName::PAssertedIdentity, "P-Asserted-Identity"),
+        ],
+        (19, b'r') => &[(HeaderName::RequestDisposition, "Request-Disposition")],
+        (20, b'p') => &[(HeaderName::PPreferredIdentity, "P-Preferred-Identity")],
+        _ => return HeaderName::Other,
+    };
+    candidates
+        .iter()
+        .find(|(_, canon)| same_name(b, canon.as_bytes()))
+        .map_or(HeaderName::Other, |(h, _)| *h)
+}
+
+/// Case-insensitive comparison with a canonical name (letters and `-` only),
+/// without branches per byte: setting bit 0x20 lower-cases a letter (and maps no
+/// other byte onto one); a `-` in the canonical name must be matched exactly.
+#[inline]
+fn same_name(written: &[u8], canon: &[u8]) -> bool {
+    if written.len() != canon.len() {
+        return false;
+    }
+    let mut diff = 0u8;
+    for (w, c) in written.iter().zip(canon) {
+        let exact = u8::from(*c == b'-').wrapping_neg();
+        diff |= ((w | 0x20) ^ (c | 0x20)) | (exact & (w ^ c));
+    }
+    diff == 0
+}
+
 impl HeaderName {
     /// Whether several values of this header may share one line, separated by commas
     /// (RFC 3261 §7.3.1). Authentication headers are excluded: their commas separate
@@ -147,5 +233,30 @@ mod tests {
         assert_eq!(HeaderName::classify("z"), HeaderName::Other);
         assert_eq!(HeaderName::Contact.compact(), Some("m"));
         assert_eq!(HeaderName::CallId.as_str(), "Call-ID");
+    }
+
+    #[test]
+    fn every_name_classifies_back_in_any_case() {
+        for h in HeaderName::ALL {
+            let canon = h.as_str();
+            assert_eq!(HeaderName::classify(canon), *h, "{canon}");
+            assert_eq!(HeaderName::classify(&canon.to_uppercase()), *h, "{canon}");
+            assert_eq!(HeaderName::classify(&canon.to_lowercase()), *h, "{canon}");
+            if let Some(c) = h.compact() {
+                assert_eq!(HeaderName::classify(c), *h, "{c}");
+                assert_eq!(HeaderName::classify(&c.to_uppercase()), *h, "{c}");
+            }
+        }
+        for other in [
+            "",
+            "Vía",
+            "X-Via",
+            "Vias",
+            "Fro",
+            "Contact-X",
+            "P-Asserted-Identit",
+        ] {
+            assert_eq!(HeaderName::classify(other), HeaderName::Other, "{other}");
+        }
     }
 }

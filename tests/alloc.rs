@@ -1,0 +1,116 @@
+//! The parse path allocates a small, constant number of times, however many headers
+//! the message has: one owned copy of the header section, one header table, one
+//! body. Typed reads and `validate` allocate nothing on a valid message.
+//!
+//! Counting is per thread, so tests running in parallel do not disturb each other.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use sipveil::sip::SipMessage;
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations<T>(f: impl FnOnce() -> T) -> (usize, T) {
+    let before = ALLOCS.with(Cell::get);
+    let out = f();
+    (ALLOCS.with(Cell::get) - before, out)
+}
+
+const INVITE: &[u8] = include_bytes!("../fixtures/sip/valid/typical-invite.sip");
+
+/// The benchmark INVITE with `n` extension headers (some folded) inserted.
+fn invite_with_extra_headers(n: usize) -> Vec<u8> {
+    let text = std::str::from_utf8(INVITE).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let mut out = String::from(head);
+    for i in 0..n {
+        if i % 10 == 9 {
+            out.push_str(&format!("\r\nX-Folded-{i}: first part,\r\n  second part"));
+        } else {
+            out.push_str(&format!("\r\nX-Extension-{i}: value {i};param=x"));
+        }
+    }
+    out.push_str("\r\n\r\n");
+    out.push_str(body);
+    out.into_bytes()
+}
+
+#[test]
+fn parse_allocations_do_not_grow_with_header_count() {
+    let few = invite_with_extra_headers(10);
+    let many = invite_with_extra_headers(60);
+    let (a_few, m_few) = allocations(|| SipMessage::parse(&few).unwrap());
+    let (a_many, m_many) = allocations(|| SipMessage::parse(&many).unwrap());
+    assert_eq!(m_few.header_count() + 50, m_many.header_count());
+    assert_eq!(
+        a_few, a_many,
+        "allocations depend on the header count: {a_few} vs {a_many}"
+    );
+    // Header section copy, header table, body.
+    assert!(a_few <= 3, "{a_few} allocations to parse one INVITE");
+    drop((m_few, m_many));
+}
+
+#[test]
+fn parse_of_the_benchmark_invite_is_three_allocations() {
+    let (n, m) = allocations(|| SipMessage::parse(INVITE).unwrap());
+    assert_eq!(n, 3, "{n} allocations");
+    drop(m);
+}
+
+#[test]
+fn validate_and_typed_reads_do_not_allocate() {
+    let m = SipMessage::parse(INVITE).unwrap();
+    let (n, _) = allocations(|| {
+        m.validate().unwrap();
+        let via = m.top_via().unwrap();
+        let from = m.from_header().unwrap();
+        let to = m.to_header().unwrap();
+        let cseq = m.cseq().unwrap();
+        (
+            via.branch().map(str::len),
+            via.rport(),
+            from.tag().map(str::len),
+            from.display_name().map(|d| d.len()),
+            to.uri.port,
+            cseq.seq,
+            m.call_id().map(str::len),
+            m.contacts().count(),
+            m.allow().count(),
+            m.session_expires().map(|s| s.map(|s| s.delta).ok()),
+        )
+    });
+    assert_eq!(n, 0, "{n} allocations in validate and typed reads");
+}
+
+#[test]
+fn serializing_an_untouched_message_is_one_allocation() {
+    let m = SipMessage::parse(INVITE).unwrap();
+    let (n, out) = allocations(|| m.to_bytes());
+    assert_eq!(n, 1);
+    assert_eq!(out, INVITE);
+}
