@@ -437,6 +437,15 @@ fn leak_checker_names_what_leaked() {
 }
 
 #[test]
+fn sipp_error_log_is_split_into_events() {
+    let log = "The following events occurred:\n2026-11-26\t11:54:40.499921\t1795694080.499921: Call-Id: 1-6779@127.0.99.1, receive timeout on message uac_basic:5, jumping to label 62026-11-26\t11:54:40.503545\t1795694080.503545: Aborting call on unexpected message\nSIP/2.0 180 Ringing\n";
+    let ev = split_sipp_events(log);
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert!(ev[0].ends_with("jumping to label 6"));
+    assert!(ev[1].contains("Aborting call") && ev[1].ends_with("180 Ringing"));
+}
+
+#[test]
 fn config_writer_follows_the_operator_contract() {
     let (ifs, routes) = edge_config(
         "127.0.0.10:5060".parse().unwrap(),

@@ -1023,7 +1023,12 @@ impl SippResult {
             self.stats.failed,
             self.stats.retransmissions,
             self.stats.counters,
-            tail_of_file(&self.error_file, 3000),
+            self.error_events()
+                .iter()
+                .take(8)
+                .map(|e| e.chars().take(600).collect::<String>())
+                .collect::<Vec<_>>()
+                .join("\n"),
             self.log_tail(),
             self.dir.display(),
         )
@@ -1031,6 +1036,17 @@ impl SippResult {
 
     pub fn log_tail(&self) -> String {
         tail_of_file(&self.out_file, 3000)
+    }
+
+    /// The events of the -trace_err file, without the routine "receive
+    /// timeout ... jumping to label" ones (a recv with ontimeout is how the
+    /// scenarios wait for something that may or may not come).
+    pub fn error_events(&self) -> Vec<String> {
+        let text = fs::read_to_string(&self.error_file).unwrap_or_default();
+        split_sipp_events(&text)
+            .into_iter()
+            .filter(|e| !e.contains("jumping to label"))
+            .collect()
     }
 
     /// INVITE->200 response times in ms from the -trace_rtt file (rtd "invite").
@@ -1054,6 +1070,31 @@ impl SippResult {
     pub fn messages(&self) -> Vec<TracedMessage> {
         parse_message_file(&self.message_file).unwrap_or_default()
     }
+}
+
+/// Splits a SIPp error log into events. Each starts with
+/// `YYYY-MM-DD<TAB>HH:MM:SS.micro<TAB>epoch: ` and SIPp does not always end the
+/// previous one with a newline.
+pub fn split_sipp_events(text: &str) -> Vec<String> {
+    let b = text.as_bytes();
+    let is_start = |i: usize| -> bool {
+        b.len() >= i + 11
+            && b[i..i + 4].iter().all(u8::is_ascii_digit)
+            && b[i + 4] == b'-'
+            && b[i + 5..i + 7].iter().all(u8::is_ascii_digit)
+            && b[i + 7] == b'-'
+            && b[i + 8..i + 10].iter().all(u8::is_ascii_digit)
+            && b[i + 10] == b'\t'
+    };
+    let starts: Vec<usize> = (0..b.len()).filter(|&i| is_start(i)).collect();
+    starts
+        .iter()
+        .enumerate()
+        .map(|(k, &s)| {
+            let e = starts.get(k + 1).copied().unwrap_or(b.len());
+            text[s..e].trim().to_string()
+        })
+        .collect()
 }
 
 /// How long a callee may still run once its caller has finished.
