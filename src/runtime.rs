@@ -12,6 +12,9 @@ use crate::sip::Limits;
 use crate::store::{SledStore, Store};
 use crate::transport::{Inbound, ListenSpec, Sender};
 
+/// Longest a store write waits in the signaling loop before going to the writer.
+const STORE_BATCH: Duration = Duration::from_millis(20);
+
 /// Everything the shell needs to start.
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
@@ -175,12 +178,17 @@ async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
         .name("store-writer".into())
         .spawn(move || store_writer(writer_store, store_rx))?;
     let mut outs: Vec<Output> = Vec::with_capacity(64);
+    // Store writes are handed to the writer thread in batches, at most every
+    // STORE_BATCH, so the writer wakes a few dozen times a second, not per call.
+    let mut writes: Vec<Output> = Vec::new();
+    let mut writes_due: Option<Instant> = None;
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         let deadline = engine
             .next_deadline()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        let deadline = writes_due.map_or(deadline, |w| w.min(deadline));
         tokio::select! {
             ev = rx.recv() => {
                 let Some(ev) = ev else { break };
@@ -202,16 +210,22 @@ async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
         }
         engine.poll(Instant::now());
         engine.drain_outputs_into(&mut outs);
-        let mut writes = Vec::new();
         for o in outs.drain(..) {
             match o {
                 Output::Send { peer, data } => sender.send(&peer, data),
-                other => writes.push(other),
+                other => {
+                    writes_due.get_or_insert_with(|| Instant::now() + STORE_BATCH);
+                    writes.push(other);
+                }
             }
         }
-        if !writes.is_empty() {
-            let _ = store_tx.send(writes);
+        if writes_due.is_some_and(|d| Instant::now() >= d) {
+            let _ = store_tx.send(std::mem::take(&mut writes));
+            writes_due = None;
         }
+    }
+    if !writes.is_empty() {
+        let _ = store_tx.send(writes);
     }
     drop(store_tx);
     let _ = writer.join();
