@@ -1251,6 +1251,11 @@ impl Engine {
         let mut r = req.make_response(code, msg.reason().unwrap_or(""));
         r.set_to_tag(a_tag);
         if code < 300 {
+            // The caller's own Record-Route goes back to it (RFC 3261 §12.1.1), so
+            // proxies on its side stay in the dialog; it names only its side.
+            for rr in req.header_lines(HeaderName::RecordRoute) {
+                r.push(HeaderName::RecordRoute, rr);
+            }
             if let Some(i) = self.cfg.ifaces.get(call.a.iface) {
                 r.push(HeaderName::Contact, &i.contact(call.a.transport()));
             }
@@ -1260,7 +1265,6 @@ impl Engine {
         self.respond(inv, r, now);
     }
 
-    /// ACK and BYE for a 2xx nobody wants (a second fork, or after a cancel).
     /// ACK and BYE a 2xx nobody wants, built from the 2xx alone (the call may be
     /// gone) and sent back where the 2xx came from.
     fn late_2xx_cleanup(&mut self, msg: &SipMessage, src: &Peer, now: Instant) {
@@ -1554,6 +1558,9 @@ impl Engine {
             return self.reply(id, 481, "Call/Transaction Does Not Exist", now);
         }
         let Ok(cseq) = msg.cseq() else { return };
+        if msg.max_forwards().ok().flatten() == Some(0) {
+            return self.reply(id, 483, "Too Many Hops", now);
+        }
         let leg = call.leg_mut(side);
         if leg.remote_cseq != 0 && cseq.seq <= leg.remote_cseq && method != Method::Prack {
             return self.reply(id, 500, "Server Internal Error (CSeq out of order)", now);

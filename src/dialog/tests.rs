@@ -698,7 +698,9 @@ fn basic_call_is_two_independent_legs() {
     assert_eq!(ok.to_tag().as_deref(), Some(a_tag.as_str()));
     assert_eq!(ok.contact_uri(), "sip:127.0.0.10:5060");
     assert_eq!(ok.body(), ANSWER.as_bytes());
-    assert!(ok.msg.header(HeaderName::RecordRoute).is_none());
+    // Only the caller's own Record-Route comes back (RFC 3261 §12.1.1).
+    let rr: Vec<&str> = ok.msg.header_lines(HeaderName::RecordRoute).collect();
+    assert_eq!(rr, vec![format!("<sip:{A_PROXY};lr>")]);
     ok.assert_hides(&b_secrets);
 
     // The established call is persisted.
