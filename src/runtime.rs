@@ -262,6 +262,8 @@ pub fn from_config(cfg: &crate::config::Config) -> anyhow::Result<RuntimeConfig>
             udp: i.udp,
             tcp: i.tcp,
             trusted: i.trusted,
+            send_identity: true,
+            identity_header: Default::default(),
         })
         .collect();
     let listen = cfg

@@ -18,6 +18,10 @@ pub struct IfaceInfo {
     pub tcp: Option<SocketAddr>,
     /// Whether identity headers from here are believed.
     pub trusted: bool,
+    /// Whether asserted identity may be sent toward this side when untrusted.
+    pub send_identity: bool,
+    /// Which identity header this side speaks.
+    pub identity_header: crate::policy::identity::IdentityHeader,
 }
 
 impl IfaceInfo {

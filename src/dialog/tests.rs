@@ -48,6 +48,8 @@ fn config() -> EngineConfig {
                 udp: Some(sa("127.0.0.10:5060")),
                 tcp: Some(sa("127.0.0.10:5060")),
                 trusted: false,
+                send_identity: true,
+                identity_header: Default::default(),
             },
             IfaceInfo {
                 name: "core".into(),
@@ -55,6 +57,8 @@ fn config() -> EngineConfig {
                 udp: Some(sa("127.0.0.20:5060")),
                 tcp: None,
                 trusted: true,
+                send_identity: true,
+                identity_header: Default::default(),
             },
         ],
         routes: vec![Route {
@@ -2228,4 +2232,57 @@ fn reinvite_unanswered_by_callee_gets_408_and_the_call_stays() {
     c.h.caller_sends(&bye);
     let b_bye = c.h.last_request_to(CALLEE, Method::Bye);
     assert_eq!(b_bye.cseq(), (b_re.cseq().0 + 1, Method::Bye));
+}
+
+// ----- identity at the boundary -----
+
+#[test]
+fn forged_identity_from_untrusted_caller_never_crosses() {
+    let mut h = Harness::new();
+    h.caller_sends(&caller_invite_with(
+        &[
+            "P-Asserted-Identity: <sip:ceo@example.test>",
+            "Remote-Party-ID: <sip:ceo@example.test>;party=calling",
+            "P-Preferred-Identity: <sip:ceo@example.test>",
+        ],
+        OFFER,
+    ));
+    let inv = h.last_request_to(CALLEE, Method::Invite);
+    assert!(inv.msg.header(HeaderName::PAssertedIdentity).is_none());
+    assert!(inv.msg.header(HeaderName::RemotePartyId).is_none());
+    assert!(inv.msg.header(HeaderName::PPreferredIdentity).is_none());
+}
+
+#[test]
+fn privacy_toward_untrusted_callee_anonymizes_the_dialog() {
+    // The route goes from the untrusted access side to... make the egress untrusted.
+    let mut cfg = config();
+    cfg.ifaces[1].trusted = false;
+    cfg.ifaces[0].trusted = true;
+    let mut h = Harness::with_config(cfg);
+    h.caller_sends(&caller_invite_with(
+        &[
+            "P-Asserted-Identity: <sip:+15551234@example.test>",
+            "Privacy: id",
+        ],
+        OFFER,
+    ));
+    let inv = h.last_request_to(CALLEE, Method::Invite).clone();
+    assert!(inv.msg.header(HeaderName::PAssertedIdentity).is_none());
+    assert!(inv.msg.header(HeaderName::Privacy).is_none());
+    let from = inv.msg.from_header().unwrap();
+    assert_eq!(from.uri.raw, "sip:anonymous@anonymous.invalid");
+    assert_eq!(from.display_name().unwrap(), "Anonymous");
+    let head = inv.raw.split("\r\n\r\n").next().unwrap_or("");
+    assert!(!head.contains("alice"), "{head}");
+}
+
+#[test]
+fn critical_privacy_that_cannot_be_met_gets_500() {
+    let mut cfg = config();
+    cfg.ifaces[1].trusted = false;
+    let mut h = Harness::with_config(cfg);
+    let out = h.caller_sends(&caller_invite_with(&["Privacy: session;critical"], OFFER));
+    assert!(out.iter().any(|s| s.is_response(500)), "{out:#?}");
+    assert_eq!(h.count_requests_to(CALLEE, Method::Invite), 0);
 }

@@ -8,6 +8,9 @@ use bytes::Bytes;
 use super::*;
 use crate::dialog::crossing::{copy_across, PRODUCT};
 use crate::dialog::leg::{new_tag, Leg, PeerRecord};
+use crate::policy::identity::{
+    anonymize_from, apply as apply_identity, Crossing, PrivacyUnmet, ANONYMOUS_FROM,
+};
 use crate::sip::{HeaderName, Method, SipMessage, Uri};
 use crate::transaction::{ClientTxId, Peer, ServerTxId, Transport};
 
@@ -169,12 +172,35 @@ impl Engine {
         let Some(first) = targets.first().cloned() else {
             return self.reply(id, 480, "Temporarily Unavailable", now);
         };
+        let ingress_trusted = self.cfg.ifaces.get(iface).is_some_and(|i| i.trusted);
+        let domain = self.registrar.as_ref().map(|r| r.cfg.domain.clone());
+        let crossing = Crossing {
+            from_trusted: ingress_trusted,
+            to_trusted: egress.trusted,
+            authenticated: identity.as_deref(),
+            domain: domain.as_deref(),
+            send_identity: egress.send_identity,
+            identity_header: egress.identity_header,
+            media_anchored: false,
+        };
+        // A privacy level that cannot be met and is critical refuses the request
+        // before anything is sent (RFC 3323 §4.2).
+        if let Err(PrivacyUnmet(why)) =
+            apply_identity(msg, &mut SipMessage::new_response(200, ""), &crossing)
+        {
+            return self.reply(id, 500, &format!("Server Internal Error ({why})"), now);
+        }
+        let local_uri = if anonymize_from(msg, egress.trusted) {
+            ANONYMOUS_FROM.to_string()
+        } else {
+            mk(from_user.as_deref(), from.display)
+        };
         let mut b = Leg {
             iface: route.egress,
             call_id: uuid::Uuid::new_v4().simple().to_string(),
             local_tag: new_tag(),
             remote_tag: String::new(),
-            local_uri: mk(from_user.as_deref(), from.display),
+            local_uri,
             remote_uri: mk(to_user.as_deref(), to.display),
             local_cseq: 0,
             remote_cseq: 0,
@@ -189,6 +215,7 @@ impl Engine {
             let mut req = b.request(method.clone(), None, &egress, mf.saturating_sub(1));
             req.push(HeaderName::UserAgent, PRODUCT);
             copy_across(msg, &mut req);
+            let _ = apply_identity(msg, &mut req, &crossing);
             self.send(
                 req,
                 first.peer,
@@ -210,6 +237,7 @@ impl Engine {
             let mut req = b.request(method.clone(), Some(1), &egress, mf.saturating_sub(1));
             req.push(HeaderName::UserAgent, PRODUCT);
             copy_across(msg, &mut req);
+            let _ = apply_identity(msg, &mut req, &crossing);
             requests.push(req);
         }
         b.remote_target = first.ruri.clone();
