@@ -170,10 +170,6 @@ static BLANK_CRLF: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\n\r\n"));
 static BLANK_LF: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\n\n"));
 
-/// Searchers for folded (continuation) lines.
-static FOLD_SP: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\n "));
-static FOLD_TAB: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\n\t"));
-
 /// Where the header section ends: (end of the last header line, start of the body).
 /// The first empty line ends it, whether written CRLF or bare LF.
 pub(crate) fn find_head_end(b: &[u8]) -> Option<(usize, usize)> {
@@ -349,9 +345,10 @@ struct Lines<'a> {
 }
 
 impl<'a> Iterator for Lines<'a> {
-    type Item = &'a str;
+    /// Where the line starts in the text, and the line.
+    type Item = (usize, &'a str);
 
-    fn next(&mut self) -> Option<&'a str> {
+    fn next(&mut self) -> Option<(usize, &'a str)> {
         if self.done {
             return None;
         }
@@ -368,9 +365,10 @@ impl<'a> Iterator for Lines<'a> {
                 (b.len(), b.len())
             }
         };
-        let line = self.text.get(self.pos..stop).unwrap_or("");
+        let start = self.pos;
+        let line = self.text.get(start..stop).unwrap_or("");
         self.pos = end + 1;
-        Some(line)
+        Some((start, line))
     }
 }
 
@@ -461,7 +459,7 @@ impl SipMessage {
             done: false,
             crlf: 0,
         };
-        let first = lines.next().unwrap_or("");
+        let (_, first) = lines.next().unwrap_or((0, ""));
         if first.len() > limits.max_header_line {
             return Err(ParseError::new(ErrorKind::TooLarge, "start line too long"));
         }
@@ -470,15 +468,12 @@ impl SipMessage {
         // One allocation for the header table, sized from the line count, so parsing
         // does not grow it header by header.
         let line_count = memchr::memchr_iter(b'\n', head.as_bytes()).count();
-        let folded =
-            FOLD_SP.find(head.as_bytes()).is_some() || FOLD_TAB.find(head.as_bytes()).is_some();
         let mut headers: Vec<Header> = Vec::with_capacity(line_count.min(limits.max_headers));
         // The owned copy of the header section. Unfolded values of folded headers are
         // appended after the received bytes; together they never exceed the received
-        // bytes (see `unfold`), so reserving twice the size makes folding free of
-        // allocations of its own.
-        let extra = if folded { head.len() } else { 0 };
-        let mut owned = String::with_capacity(head.len() + extra);
+        // bytes (see `unfold`), so the first folded line reserves that much once and
+        // folding costs one allocation per message, not one per header.
+        let mut owned = String::with_capacity(head.len());
         owned.push_str(head);
         let mut first_error: Option<ParseError> = None;
         let fail = |e: &mut Option<ParseError>, kind: ErrorKind, why: &str| {
@@ -486,7 +481,7 @@ impl SipMessage {
                 *e = Some(ParseError::new(kind, why.to_string()));
             }
         };
-        for line in lines.by_ref() {
+        for (at, line) in lines.by_ref() {
             if line.as_bytes().first().copied().is_some_and(is_wsp) {
                 // Folded continuation of the previous header (RFC 3261 §7.3.1).
                 let Some(prev) = headers.last_mut() else {
@@ -509,6 +504,9 @@ impl SipMessage {
                     continue;
                 }
                 prev.raw = Some((rs, le));
+                if owned.capacity() < 2 * head.len() {
+                    owned.reserve_exact(head.len());
+                }
                 if !cont.is_empty() {
                     prev.value = unfold(&mut owned, head.len(), &prev.value, cont);
                 }
@@ -532,17 +530,28 @@ impl SipMessage {
             }
             match split_header_line(line) {
                 Ok((name, value)) => {
-                    let (ns, ne) = span(head, name);
-                    let (vs, ve) = span(head, value);
+                    // Offsets straight from the line's position: every part is a
+                    // subslice of `line`, itself at `lines.start` in `head`.
+                    let off = |part: &str| {
+                        let s = at + (part.as_ptr() as usize - line.as_ptr() as usize);
+                        (s as u32, (s + part.len()) as u32)
+                    };
+                    let (ns, ne) = off(name);
+                    let (vs, ve) = off(value);
+                    // Classified after the loop: a second short pass is cheaper than
+                    // waiting on the lookup while the entry is written.
                     headers.push(Header {
-                        name: HeaderName::classify(name),
+                        name: HeaderName::Other,
                         name_text: Text::Span(ns, ne),
                         value: Text::Span(vs, ve),
-                        raw: Some(span(head, line)),
+                        raw: Some((at as u32, (at + line.len()) as u32)),
                     });
                 }
                 Err(why) => fail(&mut first_error, ErrorKind::HeaderLine, why),
             }
+        }
+        for h in &mut headers {
+            h.name = HeaderName::classify(h.name_text.get(head));
         }
         // A CR that does not end a line would be read as a line break by some peers
         // and not by others: forwarding it would let a header hide inside another.

@@ -166,18 +166,43 @@ fn classify_full(name: &str) -> HeaderName {
         .map_or(HeaderName::Other, |(h, _)| *h)
 }
 
-/// Case-insensitive comparison with a canonical name (letters and `-` only),
-/// without branches per byte: setting bit 0x20 lower-cases a letter (and maps no
-/// other byte onto one); a `-` in the canonical name must be matched exactly.
+/// Case-insensitive comparison with a canonical name (ASCII letters and `-` only),
+/// without a branch per byte. Canonical letters have bit 0x40 set and `-` has not,
+/// so `(c & 0x40) >> 1` is 0x20 exactly where the canonical byte is a letter:
+/// setting that bit on both sides lower-cases letters (and maps no other byte onto
+/// a letter), while a `-` must match exactly. Names of eight bytes or more are
+/// compared a word at a time (the last word overlapping the one before).
 #[inline]
 fn same_name(written: &[u8], canon: &[u8]) -> bool {
-    if written.len() != canon.len() {
+    const BIT6: u64 = 0x4040_4040_4040_4040;
+    let n = written.len();
+    if n != canon.len() {
         return false;
     }
-    let mut diff = 0u8;
-    for (w, c) in written.iter().zip(canon) {
-        let exact = u8::from(*c == b'-').wrapping_neg();
-        diff |= ((w | 0x20) ^ (c | 0x20)) | (exact & (w ^ c));
+    if n < 8 {
+        let mut diff = 0u8;
+        for (w, c) in written.iter().zip(canon) {
+            let m = (c & 0x40) >> 1;
+            diff |= (w | m) ^ (c | m);
+        }
+        return diff == 0;
+    }
+    let word = |b: &[u8], at: usize| {
+        b.get(at..at + 8)
+            .and_then(|s| <[u8; 8]>::try_from(s).ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    let mut diff = 0u64;
+    let mut at = 0;
+    loop {
+        let at8 = at.min(n - 8);
+        let (w, c) = (word(written, at8), word(canon, at8));
+        let m = (c & BIT6) >> 1;
+        diff |= (w | m) ^ (c | m);
+        if at8 == n - 8 {
+            break;
+        }
+        at += 8;
     }
     diff == 0
 }
