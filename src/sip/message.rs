@@ -143,6 +143,18 @@ struct Header {
     raw: Option<(u32, u32)>,
 }
 
+impl Header {
+    /// A slot the parser fills in place.
+    fn empty() -> Header {
+        Header {
+            name: HeaderName::Other,
+            name_text: Text::Span(0, 0),
+            value: Text::Span(0, 0),
+            raw: None,
+        }
+    }
+}
+
 /// One header as seen by iteration: its classified name, its name as written and
 /// its value (unfolded, trimmed).
 #[derive(Clone, Copy, Debug)]
@@ -469,7 +481,10 @@ impl SipMessage {
         // One allocation for the header table, sized from the line count, so parsing
         // does not grow it header by header.
         let line_count = memchr::memchr_iter(b'\n', bytes).count();
-        let mut headers: Vec<Header> = Vec::with_capacity(line_count.min(limits.max_headers));
+        let slots = line_count.min(limits.max_headers);
+        let mut headers: Vec<Header> = Vec::with_capacity(slots);
+        headers.resize_with(slots, Header::empty);
+        let mut used = 0usize;
         // The owned copy of the header section. Unfolded values of folded headers are
         // appended after the received bytes; together they never exceed the received
         // bytes (see `unfold`), so the first folded line reserves that much once and
@@ -488,7 +503,7 @@ impl SipMessage {
             let line = bytes.get(at..end).unwrap_or(&[]);
             if line.first().copied().is_some_and(is_wsp) {
                 // Folded continuation of the previous header (RFC 3261 §7.3.1).
-                let Some(prev) = headers.last_mut() else {
+                let Some(prev) = used.checked_sub(1).and_then(|i| headers.get_mut(i)) else {
                     fail(
                         &mut first_error,
                         ErrorKind::HeaderLine,
@@ -524,7 +539,7 @@ impl SipMessage {
                 );
                 continue;
             }
-            if headers.len() >= limits.max_headers {
+            if used >= limits.max_headers {
                 fail(
                     &mut first_error,
                     ErrorKind::TooManyHeaders,
@@ -536,16 +551,22 @@ impl SipMessage {
                 Ok((name_end, vs, ve)) => {
                     // Classified after the loop: a second short pass is cheaper than
                     // waiting on the lookup while the entry is written.
-                    headers.push(Header {
+                    let h = Header {
                         name: HeaderName::Other,
                         name_text: Text::Span(at as u32, (at + name_end) as u32),
                         value: Text::Span((at + vs) as u32, (at + ve) as u32),
                         raw: Some((at as u32, end as u32)),
-                    });
+                    };
+                    match headers.get_mut(used) {
+                        Some(slot) => *slot = h,
+                        None => headers.push(h),
+                    }
+                    used += 1;
                 }
                 Err(why) => fail(&mut first_error, ErrorKind::HeaderLine, why),
             }
         }
+        headers.truncate(used);
         for h in &mut headers {
             if let Text::Span(ns, ne) = h.name_text {
                 let name = bytes.get(ns as usize..ne as usize).unwrap_or(&[]);
