@@ -185,7 +185,9 @@ static USER_CHAR: [bool; 256] = {
 };
 
 fn user_chars_ok(s: &str) -> bool {
-    s.bytes().all(|c| USER_CHAR[c as usize]) && (!s.contains('%') || valid_escapes(s))
+    s.bytes()
+        .all(|c| USER_CHAR.get(usize::from(c)).copied().unwrap_or(false))
+        && (!s.contains('%') || valid_escapes(s))
 }
 
 impl<'a> Uri<'a> {
