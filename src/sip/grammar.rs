@@ -22,7 +22,7 @@ static TOKEN: [bool; 256] = {
 /// `token` characters of RFC 3261 §25.1.
 #[inline]
 pub fn is_token_char(c: u8) -> bool {
-    TOKEN[c as usize]
+    TOKEN.get(usize::from(c)).copied().unwrap_or(false)
 }
 
 /// Whether `s` is a non-empty token.

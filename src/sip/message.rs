@@ -143,6 +143,18 @@ struct Header {
     raw: Option<(u32, u32)>,
 }
 
+impl Header {
+    /// A slot the parser fills in place.
+    fn empty() -> Header {
+        Header {
+            name: HeaderName::Other,
+            name_text: Text::Span(0, 0),
+            value: Text::Span(0, 0),
+            raw: None,
+        }
+    }
+}
+
 /// One header as seen by iteration: its classified name, its name as written and
 /// its value (unfolded, trimmed).
 #[derive(Clone, Copy, Debug)]
@@ -169,10 +181,6 @@ pub struct SipMessage {
 static BLANK_CRLF: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\n\r\n"));
 static BLANK_LF: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\n\n"));
-
-/// Searchers for folded (continuation) lines.
-static FOLD_SP: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\n "));
-static FOLD_TAB: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\n\t"));
 
 /// Where the header section ends: (end of the last header line, start of the body).
 /// The first empty line ends it, whether written CRLF or bare LF.
@@ -305,27 +313,21 @@ fn unfold(owned: &mut String, received: usize, value: &Text, cont: &str) -> Text
     Text::Span(start as u32, owned.len() as u32)
 }
 
-/// A header line split into name and value, or why it cannot be. One pass over the
-/// name (token characters, then optional whitespace, then the colon).
-fn split_header_line(line: &str) -> Result<(&str, &str), &'static str> {
-    let b = line.as_bytes();
+/// A header line split into name and value, or why it cannot be: the end of the
+/// name and the range of the value (trimmed), as offsets into `b`. One pass over
+/// the name (token characters, then optional whitespace, then the colon).
+fn split_header_line(b: &[u8]) -> Result<(usize, usize, usize), &'static str> {
     let name_end = b
         .iter()
         .position(|c| !super::grammar::is_token_char(*c))
         .unwrap_or(b.len());
-    let colon = name_end
-        + b.get(name_end..)
-            .unwrap_or(&[])
-            .iter()
-            .position(|c| !is_wsp(*c))
-            .unwrap_or(b.len() - name_end);
+    let colon = name_end + skip_wsp(b.get(name_end..).unwrap_or(&[]));
     if b.get(colon) != Some(&b':') {
         // Not `token *WSP ":"`: say which part is wrong.
         let Some(colon) = memchr::memchr(b':', b) else {
             return Err("header line without colon");
         };
-        let name = line.get(..colon).unwrap_or("");
-        if trim_wsp(name).is_empty() {
+        if skip_wsp(b.get(..colon).unwrap_or(&[])) == colon {
             return Err("header line with empty name");
         }
         return Err("header name is not a token");
@@ -333,14 +335,29 @@ fn split_header_line(line: &str) -> Result<(&str, &str), &'static str> {
     if name_end == 0 {
         return Err("header line with empty name");
     }
-    let name = line.get(..name_end).unwrap_or("");
-    let value = trim_wsp(line.get(colon + 1..).unwrap_or(""));
-    Ok((name, value))
+    let (vs, ve) = trim_wsp_range(b, colon + 1);
+    Ok((name_end, vs, ve))
 }
 
-/// The lines of a header section, each without its LF and the CR before it.
+/// How many spaces and tabs `b` starts with.
+fn skip_wsp(b: &[u8]) -> usize {
+    b.iter().position(|c| !is_wsp(*c)).unwrap_or(b.len())
+}
+
+/// The range of `b[from..]` without leading and trailing spaces and tabs.
+fn trim_wsp_range(b: &[u8], from: usize) -> (usize, usize) {
+    let start = from + skip_wsp(b.get(from..).unwrap_or(&[]));
+    let end = b
+        .iter()
+        .rposition(|c| !is_wsp(*c))
+        .map_or(start, |e| (e + 1).max(start));
+    (start, end)
+}
+
+/// The lines of a header section, each as (start, end) offsets without its LF and
+/// the CR before it.
 struct Lines<'a> {
-    text: &'a str,
+    bytes: &'a [u8],
     pos: usize,
     newlines: memchr::Memchr<'a>,
     done: bool,
@@ -348,14 +365,14 @@ struct Lines<'a> {
     crlf: usize,
 }
 
-impl<'a> Iterator for Lines<'a> {
-    type Item = &'a str;
+impl Iterator for Lines<'_> {
+    type Item = (usize, usize);
 
-    fn next(&mut self) -> Option<&'a str> {
+    fn next(&mut self) -> Option<(usize, usize)> {
         if self.done {
             return None;
         }
-        let b = self.text.as_bytes();
+        let b = self.bytes;
         let (end, stop) = match self.newlines.next() {
             Some(end) if end > self.pos && b.get(end - 1) == Some(&b'\r') => {
                 self.crlf += 1;
@@ -368,18 +385,10 @@ impl<'a> Iterator for Lines<'a> {
                 (b.len(), b.len())
             }
         };
-        let line = self.text.get(self.pos..stop).unwrap_or("");
+        let start = self.pos;
         self.pos = end + 1;
-        Some(line)
+        Some((start, stop.max(start)))
     }
-}
-
-/// `s` without leading and trailing spaces and tabs.
-fn trim_wsp(s: &str) -> &str {
-    let b = s.as_bytes();
-    let start = b.iter().position(|c| !is_wsp(*c)).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !is_wsp(*c)).map_or(start, |e| e + 1);
-    s.get(start..end.max(start)).unwrap_or("")
 }
 
 impl SipMessage {
@@ -454,31 +463,33 @@ impl SipMessage {
         let head = std::str::from_utf8(head).map_err(|_| {
             ParseError::new(ErrorKind::Encoding, "header section is not valid UTF-8")
         })?;
+        let bytes = head.as_bytes();
         let mut lines = Lines {
-            text: head,
+            bytes,
             pos: 0,
-            newlines: memchr::memchr_iter(b'\n', head.as_bytes()),
+            newlines: memchr::memchr_iter(b'\n', bytes),
             done: false,
             crlf: 0,
         };
-        let first = lines.next().unwrap_or("");
-        if first.len() > limits.max_header_line {
+        let (fs, fe) = lines.next().unwrap_or((0, 0));
+        if fe - fs > limits.max_header_line {
             return Err(ParseError::new(ErrorKind::TooLarge, "start line too long"));
         }
+        let first = head.get(fs..fe).unwrap_or("");
         let start = parse_start(head, first)?;
         let start_raw = Some(span(head, first));
         // One allocation for the header table, sized from the line count, so parsing
         // does not grow it header by header.
-        let line_count = memchr::memchr_iter(b'\n', head.as_bytes()).count();
-        let folded =
-            FOLD_SP.find(head.as_bytes()).is_some() || FOLD_TAB.find(head.as_bytes()).is_some();
-        let mut headers: Vec<Header> = Vec::with_capacity(line_count.min(limits.max_headers));
+        let line_count = memchr::memchr_iter(b'\n', bytes).count();
+        let slots = line_count.min(limits.max_headers);
+        let mut headers: Vec<Header> = Vec::with_capacity(slots);
+        headers.resize_with(slots, Header::empty);
+        let mut used = 0usize;
         // The owned copy of the header section. Unfolded values of folded headers are
         // appended after the received bytes; together they never exceed the received
-        // bytes (see `unfold`), so reserving twice the size makes folding free of
-        // allocations of its own.
-        let extra = if folded { head.len() } else { 0 };
-        let mut owned = String::with_capacity(head.len() + extra);
+        // bytes (see `unfold`), so the first folded line reserves that much once and
+        // folding costs one allocation per message, not one per header.
+        let mut owned = String::with_capacity(head.len());
         owned.push_str(head);
         let mut first_error: Option<ParseError> = None;
         let fail = |e: &mut Option<ParseError>, kind: ErrorKind, why: &str| {
@@ -486,10 +497,13 @@ impl SipMessage {
                 *e = Some(ParseError::new(kind, why.to_string()));
             }
         };
-        for line in lines.by_ref() {
-            if line.as_bytes().first().copied().is_some_and(is_wsp) {
+        // Lines are handled as byte offsets into `head` (spans are what is stored);
+        // text is taken out only for the rare folded line.
+        for (at, end) in lines.by_ref() {
+            let line = bytes.get(at..end).unwrap_or(&[]);
+            if line.first().copied().is_some_and(is_wsp) {
                 // Folded continuation of the previous header (RFC 3261 §7.3.1).
-                let Some(prev) = headers.last_mut() else {
+                let Some(prev) = used.checked_sub(1).and_then(|i| headers.get_mut(i)) else {
                     fail(
                         &mut first_error,
                         ErrorKind::HeaderLine,
@@ -497,10 +511,8 @@ impl SipMessage {
                     );
                     continue;
                 };
-                let cont = trim_wsp(line);
                 let (rs, _) = prev.raw.unwrap_or((0, 0));
-                let (_, le) = span(head, line);
-                if le.saturating_sub(rs) as usize > limits.max_header_line {
+                if end.saturating_sub(rs as usize) > limits.max_header_line {
                     fail(
                         &mut first_error,
                         ErrorKind::TooLarge,
@@ -508,7 +520,12 @@ impl SipMessage {
                     );
                     continue;
                 }
-                prev.raw = Some((rs, le));
+                prev.raw = Some((rs, end as u32));
+                if owned.capacity() < 2 * head.len() {
+                    owned.reserve_exact(head.len());
+                }
+                let (cs, ce) = trim_wsp_range(line, 0);
+                let cont = head.get(at + cs..at + ce).unwrap_or("");
                 if !cont.is_empty() {
                     prev.value = unfold(&mut owned, head.len(), &prev.value, cont);
                 }
@@ -522,7 +539,7 @@ impl SipMessage {
                 );
                 continue;
             }
-            if headers.len() >= limits.max_headers {
+            if used >= limits.max_headers {
                 fail(
                     &mut first_error,
                     ErrorKind::TooManyHeaders,
@@ -531,17 +548,29 @@ impl SipMessage {
                 break;
             }
             match split_header_line(line) {
-                Ok((name, value)) => {
-                    let (ns, ne) = span(head, name);
-                    let (vs, ve) = span(head, value);
-                    headers.push(Header {
-                        name: HeaderName::classify(name),
-                        name_text: Text::Span(ns, ne),
-                        value: Text::Span(vs, ve),
-                        raw: Some(span(head, line)),
-                    });
+                Ok((name_end, vs, ve)) => {
+                    // Classified after the loop: a second short pass is cheaper than
+                    // waiting on the lookup while the entry is written.
+                    let h = Header {
+                        name: HeaderName::Other,
+                        name_text: Text::Span(at as u32, (at + name_end) as u32),
+                        value: Text::Span((at + vs) as u32, (at + ve) as u32),
+                        raw: Some((at as u32, end as u32)),
+                    };
+                    match headers.get_mut(used) {
+                        Some(slot) => *slot = h,
+                        None => headers.push(h),
+                    }
+                    used += 1;
                 }
                 Err(why) => fail(&mut first_error, ErrorKind::HeaderLine, why),
+            }
+        }
+        headers.truncate(used);
+        for h in &mut headers {
+            if let Text::Span(ns, ne) = h.name_text {
+                let name = bytes.get(ns as usize..ne as usize).unwrap_or(&[]);
+                h.name = HeaderName::classify_bytes(name);
             }
         }
         // A CR that does not end a line would be read as a line break by some peers

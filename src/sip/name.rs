@@ -15,7 +15,7 @@ macro_rules! header_names {
 
         impl HeaderName {
             /// The canonical spelling used when sipveil writes this header.
-            pub fn as_str(self) -> &'static str {
+            pub const fn as_str(self) -> &'static str {
                 match self {
                     $( HeaderName::$variant => $canon, )*
                     HeaderName::Other => "",
@@ -24,13 +24,17 @@ macro_rules! header_names {
 
             /// Classifies a written name (full or compact, any case) without allocating.
             pub fn classify(name: &str) -> HeaderName {
-                let b = name.as_bytes();
+                Self::classify_bytes(name.as_bytes())
+            }
+
+            /// [`HeaderName::classify`] on bytes.
+            pub(crate) fn classify_bytes(b: &[u8]) -> HeaderName {
                 if b.len() == 1 {
                     let c = b.first().map(|c| c.to_ascii_lowercase()).unwrap_or(0);
                     $( $( if c == $compact.as_bytes().first().copied().unwrap_or(0) { return HeaderName::$variant; } )? )*
                     return HeaderName::Other;
                 }
-                classify_full(name)
+                classify_full(b)
             }
 
             /// Every known name (not `Other`).
@@ -98,86 +102,83 @@ header_names! {
     RAck => "RAck";
 }
 
-/// Classifies a full (non-compact) name: candidates are narrowed by length and
-/// first letter, then compared case-insensitively. `ALL` and a unit test keep this
-/// in step with the list above.
-fn classify_full(name: &str) -> HeaderName {
-    let b = name.as_bytes();
-    let first = b.first().map_or(0, u8::to_ascii_lowercase);
-    let candidates: &[(HeaderName, &str)] = match (b.len(), first) {
-        (2, b't') => &[(HeaderName::To, "To")],
-        (3, b'v') => &[(HeaderName::Via, "Via")],
-        (4, b'c') => &[(HeaderName::CSeq, "CSeq")],
-        (4, b'f') => &[(HeaderName::From, "From")],
-        (4, b'r') => &[(HeaderName::RSeq, "RSeq"), (HeaderName::RAck, "RAck")],
-        (5, b'a') => &[(HeaderName::Allow, "Allow")],
-        (5, b'e') => &[(HeaderName::Event, "Event")],
-        (5, b'r') => &[(HeaderName::Route, "Route")],
-        (6, b'a') => &[(HeaderName::Accept, "Accept")],
-        (6, b'm') => &[(HeaderName::MinSe, "Min-SE")],
-        (6, b'r') => &[(HeaderName::Reason, "Reason")],
-        (6, b's') => &[(HeaderName::Server, "Server")],
-        (7, b'c') => &[
-            (HeaderName::CallId, "Call-ID"),
-            (HeaderName::Contact, "Contact"),
-        ],
-        (7, b'e') => &[(HeaderName::Expires, "Expires")],
-        (7, b'p') => &[(HeaderName::Privacy, "Privacy")],
-        (7, b'r') => &[(HeaderName::Require, "Require")],
-        (7, b's') => &[(HeaderName::Subject, "Subject")],
-        (7, b'w') => &[(HeaderName::Warning, "Warning")],
-        (8, b'i') => &[(HeaderName::Identity, "Identity")],
-        (8, b'r') => &[(HeaderName::ReferTo, "Refer-To")],
-        (9, b's') => &[(HeaderName::Supported, "Supported")],
-        (10, b'u') => &[(HeaderName::UserAgent, "User-Agent")],
-        (11, b'm') => &[(HeaderName::MinExpires, "Min-Expires")],
-        (11, b'r') => &[
-            (HeaderName::ReferredBy, "Referred-By"),
-            (HeaderName::RetryAfter, "Retry-After"),
-        ],
-        (11, b'u') => &[(HeaderName::Unsupported, "Unsupported")],
-        (12, b'a') => &[(HeaderName::AllowEvents, "Allow-Events")],
-        (12, b'c') => &[(HeaderName::ContentType, "Content-Type")],
-        (12, b'm') => &[(HeaderName::MaxForwards, "Max-Forwards")],
-        (12, b'r') => &[(HeaderName::RecordRoute, "Record-Route")],
-        (13, b'a') => &[(HeaderName::Authorization, "Authorization")],
-        (13, b'p') => &[(HeaderName::ProxyRequire, "Proxy-Require")],
-        (14, b'a') => &[(HeaderName::AcceptContact, "Accept-Contact")],
-        (14, b'c') => &[(HeaderName::ContentLength, "Content-Length")],
-        (14, b'r') => &[(HeaderName::RejectContact, "Reject-Contact")],
-        (15, b'r') => &[(HeaderName::RemotePartyId, "Remote-Party-ID")],
-        (15, b's') => &[(HeaderName::SessionExpires, "Session-Expires")],
-        (16, b'c') => &[(HeaderName::ContentEncoding, "Content-Encoding")],
-        (16, b'w') => &[(HeaderName::WwwAuthenticate, "WWW-Authenticate")],
-        (18, b'p') => &[(HeaderName::ProxyAuthenticate, "Proxy-Authenticate")],
-        (18, b's') => &[(HeaderName::SubscriptionState, "Subscription-State")],
-        (19, b'c') => &[(HeaderName::ContentDisposition, "Content-Disposition")],
-        (19, b'p') => &[
-            (HeaderName::ProxyAuthorization, "Proxy-Authorization"),
-            (HeaderName::PAssertedIdentity, "P-Asserted-Identity"),
-        ],
-        (19, b'r') => &[(HeaderName::RequestDisposition, "Request-Disposition")],
-        (20, b'p') => &[(HeaderName::PPreferredIdentity, "P-Preferred-Identity")],
-        _ => return HeaderName::Other,
-    };
-    candidates
-        .iter()
-        .find(|(_, canon)| same_name(b, canon.as_bytes()))
-        .map_or(HeaderName::Other, |(h, _)| *h)
+/// Slot of a full name in `BY_SLOT`, from its length and its first and last bytes
+/// (lower-cased). The constants were chosen so that no two known names share a
+/// slot; `BY_SLOT` fails to compile if an added name collides.
+const fn slot(len: usize, first: u8, last: u8) -> usize {
+    (len + (first | 0x20) as usize * 37 + (last | 0x20) as usize * 29) & 127
 }
 
-/// Case-insensitive comparison with a canonical name (letters and `-` only),
-/// without branches per byte: setting bit 0x20 lower-cases a letter (and maps no
-/// other byte onto one); a `-` in the canonical name must be matched exactly.
+/// Every known full name at its slot; `Other` where none.
+static BY_SLOT: [HeaderName; 128] = {
+    let mut table = [HeaderName::Other; 128];
+    let mut i = 0;
+    while i < HeaderName::ALL.len() {
+        let h = HeaderName::ALL[i];
+        let n = h.as_str().as_bytes();
+        let s = slot(n.len(), n[0], n[n.len() - 1]);
+        if !matches!(table[s], HeaderName::Other) {
+            panic!("two header names share a slot: choose new constants in `slot`");
+        }
+        table[s] = h;
+        i += 1;
+    }
+    table
+};
+
+/// Classifies a full (non-compact) name: one table probe, then one comparison.
+fn classify_full(b: &[u8]) -> HeaderName {
+    let (Some(first), Some(last)) = (b.first(), b.last()) else {
+        return HeaderName::Other;
+    };
+    let h = BY_SLOT
+        .get(slot(b.len(), *first, *last))
+        .copied()
+        .unwrap_or(HeaderName::Other);
+    if h != HeaderName::Other && same_name(b, h.as_str().as_bytes()) {
+        h
+    } else {
+        HeaderName::Other
+    }
+}
+
+/// Case-insensitive comparison with a canonical name (ASCII letters and `-` only),
+/// without a branch per byte. Canonical letters have bit 0x40 set and `-` has not,
+/// so `(c & 0x40) >> 1` is 0x20 exactly where the canonical byte is a letter:
+/// setting that bit on both sides lower-cases letters (and maps no other byte onto
+/// a letter), while a `-` must match exactly. Names of eight bytes or more are
+/// compared a word at a time (the last word overlapping the one before).
 #[inline]
 fn same_name(written: &[u8], canon: &[u8]) -> bool {
-    if written.len() != canon.len() {
+    const BIT6: u64 = 0x4040_4040_4040_4040;
+    let n = written.len();
+    if n != canon.len() {
         return false;
     }
-    let mut diff = 0u8;
-    for (w, c) in written.iter().zip(canon) {
-        let exact = u8::from(*c == b'-').wrapping_neg();
-        diff |= ((w | 0x20) ^ (c | 0x20)) | (exact & (w ^ c));
+    if n < 8 {
+        let mut diff = 0u8;
+        for (w, c) in written.iter().zip(canon) {
+            let m = (c & 0x40) >> 1;
+            diff |= (w | m) ^ (c | m);
+        }
+        return diff == 0;
+    }
+    let word = |b: &[u8], at: usize| {
+        b.get(at..at + 8)
+            .and_then(|s| <[u8; 8]>::try_from(s).ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    let mut diff = 0u64;
+    let mut at = 0;
+    loop {
+        let at8 = at.min(n - 8);
+        let (w, c) = (word(written, at8), word(canon, at8));
+        let m = (c & BIT6) >> 1;
+        diff |= (w | m) ^ (c | m);
+        if at8 == n - 8 {
+            break;
+        }
+        at += 8;
     }
     diff == 0
 }

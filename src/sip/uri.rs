@@ -168,10 +168,26 @@ fn valid_escapes(s: &str) -> bool {
     true
 }
 
+/// Bytes allowed in a user part or password: printable, not a delimiter RFC 3261
+/// excludes there (UTF-8 bytes pass; the header section was checked as UTF-8).
+static USER_CHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0x21usize;
+    while c < 256 {
+        t[c] = c != 0x7f
+            && !matches!(
+                c as u8,
+                b'<' | b'>' | b'"' | b'@' | b'[' | b']' | b'{' | b'}' | b'|' | b'\\' | b'^' | b'`'
+            );
+        c += 1;
+    }
+    t
+};
+
 fn user_chars_ok(s: &str) -> bool {
     s.bytes()
-        .all(|c| c > b' ' && c != 0x7f && !b"<>\"@[]{}|\\^`".contains(&c))
-        && valid_escapes(s)
+        .all(|c| USER_CHAR.get(usize::from(c)).copied().unwrap_or(false))
+        && (!s.contains('%') || valid_escapes(s))
 }
 
 impl<'a> Uri<'a> {
