@@ -169,9 +169,10 @@ cat >"$OPTIONS_XML" <<'EOF'
   <label id="done"/>
 </scenario>
 EOF
-wait_sip_up() { # ip port
+wait_sip_up() { # ip port pid
   local i
   for i in $(seq 1 20); do
+    kill -0 "$3" 2>/dev/null || return 1
     if timeout 5 sipp "$1:$2" -sf "$OPTIONS_XML" -i "$CALLER_IP" -p 5099 -m 1 -nostdin \
       -timeout 2s -timeout_error -max_retrans 3 >/dev/null 2>&1; then
       return 0
@@ -213,7 +214,7 @@ EOF
   RUST_LOG=${RUST_LOG:-warn} "$SIPVEIL_BIN" run --config "$cfg" >"$OUT/sipveil.log" 2>&1 &
   local pid=$!
   started "$pid"
-  if ! wait_sip_up "$ACCESS_IP" "$EDGE_PORT"; then
+  if ! wait_sip_up "$ACCESS_IP" "$EDGE_PORT" "$pid"; then
     echo "sipveil did not answer OPTIONS; log tail:" >&2
     tail -20 "$OUT/sipveil.log" >&2
     exit 1
@@ -334,19 +335,23 @@ run_rate() { # target rate
   if [ $((failed * 1000)) -lt "$calls" ] && [ "$((achieved * 100))" -ge "$((rate * 95))" ]; then
     pass=yes
   fi
-  local pct
+  local pct load
   pct=$(awk -v f="$failed" -v c="$calls" 'BEGIN {printf "%.3f", 100 * f / c}')
-  printf '| %-8s | %5d | %6d | %6d | %7s | %6s | %4s | %4s | %4s | %5s | %8s | %8s | %6d | %5s | %4s |\n' \
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  # share of time some task waited for a CPU (PSI), last 10 s: others' load shows here
+  local psi
+  psi=$(awk '/^some/ {sub("avg10=", "", $2); print $2}' /proc/pressure/cpu 2>/dev/null || true)
+  printf '| %-8s | %5d | %6d | %6d | %7s | %6s | %4s | %4s | %4s | %5s | %8s | %10s | %6d | %6s | %5s | %5s | %4s |\n' \
     "$target" "$rate" "$calls" "$failed" "$pct" "$achieved" "$p50" "$p90" "$p99" "$mx" \
-    "$per1k" "$redis_per1k" $((rss / 1024)) "$wall" "$pass" | tee -a "$RESULTS"
+    "$per1k" "$redis_per1k" $((rss / 1024)) "$wall" "$load" "${psi:--}" "$pass" | tee -a "$RESULTS"
   [ "$pass" = yes ]
 }
 
 header() {
   {
     echo
-    echo "| edge     |  rate |  calls | failed | failed% | achvd  |  p50 |  p90 |  p99 |   max | CPU s/1k | Redis s/1k | RSS MB | wall s | pass |"
-    echo "|----------|------:|-------:|-------:|--------:|-------:|-----:|-----:|-----:|------:|---------:|---------:|-------:|------:|-----:|"
+    echo "| edge     |  rate |  calls | failed | failed% | achvd  |  p50 |  p90 |  p99 |   max | CPU s/1k | Redis s/1k | RSS MB | wall s |  load | psi % | pass |"
+    echo "|----------|------:|-------:|-------:|--------:|-------:|-----:|-----:|-----:|------:|---------:|-----------:|-------:|-------:|------:|------:|-----:|"
   } | tee -a "$RESULTS"
 }
 
@@ -375,7 +380,10 @@ bench() { # target
   echo
   echo "rates: $RATES; $SECS s of calls per rate; hold ${HOLD_MS} ms; namespace: ${BENCH_IN_NETNS}"
   echo "response times: SIPp INVITE->200 in ms (whole ms); CPU: edge utime+stime per 1000 answered calls;"
-  echo "RSS: peak (VmHWM) of the largest edge process so far"
+  echo "RSS: peak (VmHWM) of the largest edge process so far; load: 1-min load average after the rate;"
+  echo "psi: % of the last 10 s in which some task waited for a CPU (/proc/pressure/cpu), i.e. contention"
+  echo "(rate = target calls/s, achvd = answered INVITEs/s, p50..max = INVITE->200 ms)"
+  echo "before the run: load $(cut -d' ' -f1-3 /proc/loadavg); cpu pressure: $(head -1 /proc/pressure/cpu 2>/dev/null)"
 } | tee "$RESULTS"
 
 case "$TARGET" in
