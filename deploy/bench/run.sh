@@ -134,6 +134,11 @@ proc_tree() {
   kids=$(ps -o pid= --ppid "$root" 2>/dev/null || true)
   for p in $kids; do proc_tree "$p"; done
 }
+# UDP datagrams the kernel dropped for want of receive buffer space (per
+# network namespace: inside our own, every drop is one of ours).
+udp_rcvbuf_errors() {
+  awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp
+}
 wait_udp_bound() { # ip port
   local hex i
   hex=$(printf '%02X%02X%02X%02X:%04X' $(echo "$1" | awk -F. '{print $4, $3, $2, $1}') "$2")
@@ -283,6 +288,8 @@ run_rate() { # target rate
   local cpu0 redis0 t0 t1 cpu1 redis1
   cpu0=$(cpu_ticks "${EDGE_PIDS[@]}")
   redis0=$([ -n "$REDIS_PID" ] && cpu_ticks "$REDIS_PID" || echo 0)
+  local drops0 drops1
+  drops0=$(udp_rcvbuf_errors)
   t0=$(date +%s.%N)
   (cd "$d" && exec timeout $((SECS + 90)) sipp "$ACCESS_IP:$EDGE_PORT" -sf uac_basic.xml \
     -i "$CALLER_IP" -p 5061 -s bob -r "$rate" -rp 1000 -m "$calls" -l $((rate * 5)) \
@@ -299,6 +306,7 @@ run_rate() { # target rate
   redis1=$([ -n "$REDIS_PID" ] && cpu_ticks "$REDIS_PID" || echo 0)
   local rss
   rss=$(peak_rss_kb "${EDGE_PIDS[@]}")
+  drops1=$(udp_rcvbuf_errors)
 
   local ok rtt
   ok=$(awk -F';' 'NR==1 {for (i=1;i<=NF;i++) if ($i=="SuccessfulCall(C)") c=i; next}
@@ -341,17 +349,17 @@ run_rate() { # target rate
   # share of time some task waited for a CPU (PSI), last 10 s: others' load shows here
   local psi
   psi=$(awk '/^some/ {sub("avg10=", "", $2); print $2}' /proc/pressure/cpu 2>/dev/null || true)
-  printf '| %-8s | %5d | %6d | %6d | %7s | %6s | %4s | %4s | %4s | %5s | %8s | %10s | %6d | %6s | %5s | %5s | %4s |\n' \
+  printf '| %-8s | %5d | %6d | %6d | %7s | %6s | %4s | %4s | %4s | %5s | %8s | %10s | %6d | %6s | %5s | %5s | %6s | %4s |\n' \
     "$target" "$rate" "$calls" "$failed" "$pct" "$achieved" "$p50" "$p90" "$p99" "$mx" \
-    "$per1k" "$redis_per1k" $((rss / 1024)) "$wall" "$load" "${psi:--}" "$pass" | tee -a "$RESULTS"
+    "$per1k" "$redis_per1k" $((rss / 1024)) "$wall" "$load" "${psi:--}" $((drops1 - drops0)) "$pass" | tee -a "$RESULTS"
   [ "$pass" = yes ]
 }
 
 header() {
   {
     echo
-    echo "| edge     |  rate |  calls | failed | failed% | achvd  |  p50 |  p90 |  p99 |   max | CPU s/1k | Redis s/1k | RSS MB | wall s |  load | psi % | pass |"
-    echo "|----------|------:|-------:|-------:|--------:|-------:|-----:|-----:|-----:|------:|---------:|-----------:|-------:|-------:|------:|------:|-----:|"
+    echo "| edge     |  rate |  calls | failed | failed% | achvd  |  p50 |  p90 |  p99 |   max | CPU s/1k | Redis s/1k | RSS MB | wall s |  load | psi % | UDP drops | pass |"
+    echo "|----------|------:|-------:|-------:|--------:|-------:|-----:|-----:|-----:|------:|---------:|-----------:|-------:|-------:|------:|------:|----------:|-----:|"
   } | tee -a "$RESULTS"
 }
 
@@ -381,7 +389,8 @@ bench() { # target
   echo "rates: $RATES; $SECS s of calls per rate; hold ${HOLD_MS} ms; namespace: ${BENCH_IN_NETNS}"
   echo "response times: SIPp INVITE->200 in ms (whole ms); CPU: edge utime+stime per 1000 answered calls;"
   echo "RSS: peak (VmHWM) of the largest edge process so far; load: 1-min load average after the rate;"
-  echo "psi: % of the last 10 s in which some task waited for a CPU (/proc/pressure/cpu), i.e. contention"
+  echo "psi: % of the last 10 s in which some task waited for a CPU (/proc/pressure/cpu), i.e. contention;"
+  echo "UDP drops: datagrams the kernel dropped for a full receive buffer (RcvbufErrors; all ours inside the namespace)"
   echo "(rate = target calls/s, achvd = answered INVITEs/s, p50..max = INVITE->200 ms)"
   echo "before the run: load $(cut -d' ' -f1-3 /proc/loadavg); cpu pressure: $(head -1 /proc/pressure/cpu 2>/dev/null)"
 } | tee "$RESULTS"
