@@ -2,7 +2,10 @@
 # Load test: SIPp caller -> edge (sipveil, or Kamailio+topos+Redis) -> SIPp callee
 # at rising call rates, loopback only, each rate bounded in calls and time.
 #
-#   deploy/bench/run.sh [sipveil|kamailio|both]      (default: sipveil)
+#   deploy/bench/run.sh [sipveil|kamailio|both|direct|all]   (default: sipveil)
+#
+# both = sipveil then Kamailio in one run; direct = SIPp caller straight to the
+# SIPp callee (the tools' own ceiling on this machine right now); all = the three.
 #
 # Per rate it prints failed calls, the achieved rate, INVITE->200 response
 # times (SIPp -trace_rtt: whole ms, 0 = under 1 ms), CPU seconds of the edge per
@@ -30,9 +33,9 @@ SCEN="$ROOT/fixtures/sipp"
 
 TARGET=${1:-sipveil}
 case "$TARGET" in
-sipveil | kamailio | both) ;;
+sipveil | kamailio | both | direct | all) ;;
 *)
-  echo "usage: $0 [sipveil|kamailio|both]" >&2
+  echo "usage: $0 [sipveil|kamailio|both|direct|all]" >&2
   exit 2
   ;;
 esac
@@ -59,10 +62,10 @@ need awk
 
 # --- build (outside the namespace: it may need the network) -----------------
 if [ -z "${BENCH_IN_NETNS:-}" ]; then
-  if [ "$TARGET" != kamailio ] && [ -z "${SIPVEIL_BIN:-}" ]; then
+  if [ "$TARGET" != kamailio ] && [ "$TARGET" != direct ] && [ -z "${SIPVEIL_BIN:-}" ]; then
     (cd "$ROOT" && cargo build --release --quiet)
   fi
-  if [ "$TARGET" != sipveil ]; then
+  if [ "$TARGET" = kamailio ] || [ "$TARGET" = both ] || [ "$TARGET" = all ]; then
     need kamailio
     need redis-server
   fi
@@ -194,7 +197,7 @@ REDIS_PID=""
 start_sipveil() {
   [ -x "$SIPVEIL_BIN" ] || {
     echo "no sipveil binary at $SIPVEIL_BIN" >&2
-    exit 1
+    return 1
   }
   local cfg="$OUT/sipveil-bench.toml"
   cat >"$cfg" <<EOF
@@ -222,7 +225,8 @@ EOF
   if ! wait_sip_up "$ACCESS_IP" "$EDGE_PORT" "$pid"; then
     echo "sipveil did not answer OPTIONS; log tail:" >&2
     tail -20 "$OUT/sipveil.log" >&2
-    exit 1
+    stop_pid "$pid"
+    return 1
   fi
   EDGE_PIDS=("$pid")
 }
@@ -245,20 +249,20 @@ start_kamailio() {
   started "$pid"
   # (Kamailio would relay an OPTIONS probe to the absent callee: wait for the socket)
   sleep 1
-  if ! kill -0 "$pid" 2>/dev/null; then
-    echo "kamailio exited; log tail:" >&2
+  if ! kill -0 "$pid" 2>/dev/null || ! wait_udp_bound "$ACCESS_IP" "$EDGE_PORT"; then
+    echo "kamailio did not come up; log tail:" >&2
     tail -20 "$OUT/kamailio.log" >&2
-    exit 1
+    EDGE_PIDS=("$pid")
+    mapfile -t EDGE_PIDS < <(proc_tree "$pid")
+    stop_edge
+    return 1
   fi
-  wait_udp_bound "$ACCESS_IP" "$EDGE_PORT" || {
-    echo "kamailio did not bind $ACCESS_IP:$EDGE_PORT" >&2
-    exit 1
-  }
   mapfile -t EDGE_PIDS < <(proc_tree "$pid")
 }
 
 stop_edge() {
-  # the first EDGE_PID is the one we started; Kamailio's children die with it
+  # the first EDGE_PID is the one we started; the others are its children
+  [ "${#EDGE_PIDS[@]}" -gt 0 ] || return 0
   local p
   for p in "${EDGE_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   stop_pid "${EDGE_PIDS[0]}"
@@ -291,7 +295,9 @@ run_rate() { # target rate
   local drops0 drops1
   drops0=$(udp_rcvbuf_errors)
   t0=$(date +%s.%N)
-  (cd "$d" && exec timeout $((SECS + 90)) sipp "$ACCESS_IP:$EDGE_PORT" -sf uac_basic.xml \
+  local first_hop="$ACCESS_IP:$EDGE_PORT"
+  [ "$target" = direct ] && first_hop="$CALLEE_IP:$CALLEE_PORT"
+  (cd "$d" && exec timeout $((SECS + 90)) sipp "$first_hop" -sf uac_basic.xml \
     -i "$CALLER_IP" -p 5061 -s bob -r "$rate" -rp 1000 -m "$calls" -l $((rate * 5)) \
     -d "$HOLD_MS" -nostdin -timeout $((SECS + 60))s -recv_timeout 10000 -buff_size 4194304 \
     -trace_rtt -rtt_freq 100 -trace_stat -stf caller_stat.csv -fd 1 \
@@ -338,6 +344,7 @@ run_rate() { # target rate
   per1k=$(awk -v c="$cpu_s" -v n="$ok" 'BEGIN {if (n > 0) printf "%.3f", c / (n / 1000); else print "-"}')
   redis_per1k=$(awk -v c="$redis_s" -v n="$ok" 'BEGIN {if (n > 0) printf "%.3f", c / (n / 1000); else print "-"}')
   [ -z "$REDIS_PID" ] && redis_per1k="-"
+  [ "$target" = direct ] && per1k="-"
   local wall pass=no
   wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}')
   if [ $((failed * 1000)) -lt "$calls" ] && [ "$((achieved * 100))" -ge "$((rate * 95))" ]; then
@@ -365,10 +372,16 @@ header() {
 
 bench() { # target
   local target=$1 best=0 rate
+  local up=0
   case "$target" in
-  sipveil) start_sipveil ;;
-  kamailio) start_kamailio ;;
+  sipveil) start_sipveil || up=$? ;;
+  kamailio) start_kamailio || up=$? ;;
+  direct) EDGE_PIDS=() ;;
   esac
+  if [ "$up" != 0 ]; then
+    echo "$target: did not start; skipped" | tee -a "$RESULTS"
+    return 0
+  fi
   header
   for rate in $RATES; do
     if run_rate "$target" "$rate"; then
@@ -396,12 +409,16 @@ bench() { # target
 } | tee "$RESULTS"
 
 case "$TARGET" in
-sipveil) bench sipveil ;;
-kamailio) bench kamailio ;;
 both)
   bench sipveil
   bench kamailio
   ;;
+all)
+  bench direct
+  bench sipveil
+  bench kamailio
+  ;;
+*) bench "$TARGET" ;;
 esac
 echo
 echo "traces and results: $OUT (results.md)"
