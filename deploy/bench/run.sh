@@ -2,7 +2,10 @@
 # Load test: SIPp caller -> edge (sipveil, or Kamailio+topos+Redis) -> SIPp callee
 # at rising call rates, loopback only, each rate bounded in calls and time.
 #
-#   deploy/bench/run.sh [sipveil|kamailio|both]      (default: sipveil)
+#   deploy/bench/run.sh [sipveil|kamailio|both|direct|all]   (default: sipveil)
+#
+# both = sipveil then Kamailio in one run; direct = SIPp caller straight to the
+# SIPp callee (the tools' own ceiling on this machine right now); all = the three.
 #
 # Per rate it prints failed calls, the achieved rate, INVITE->200 response
 # times (SIPp -trace_rtt: whole ms, 0 = under 1 ms), CPU seconds of the edge per
@@ -30,9 +33,9 @@ SCEN="$ROOT/fixtures/sipp"
 
 TARGET=${1:-sipveil}
 case "$TARGET" in
-sipveil | kamailio | both) ;;
+sipveil | kamailio | both | direct | all) ;;
 *)
-  echo "usage: $0 [sipveil|kamailio|both]" >&2
+  echo "usage: $0 [sipveil|kamailio|both|direct|all]" >&2
   exit 2
   ;;
 esac
@@ -59,10 +62,10 @@ need awk
 
 # --- build (outside the namespace: it may need the network) -----------------
 if [ -z "${BENCH_IN_NETNS:-}" ]; then
-  if [ "$TARGET" != kamailio ] && [ -z "${SIPVEIL_BIN:-}" ]; then
+  if [ "$TARGET" != kamailio ] && [ "$TARGET" != direct ] && [ -z "${SIPVEIL_BIN:-}" ]; then
     (cd "$ROOT" && cargo build --release --quiet)
   fi
-  if [ "$TARGET" != sipveil ]; then
+  if [ "$TARGET" = kamailio ] || [ "$TARGET" = both ] || [ "$TARGET" = all ]; then
     need kamailio
     need redis-server
   fi
@@ -134,6 +137,11 @@ proc_tree() {
   kids=$(ps -o pid= --ppid "$root" 2>/dev/null || true)
   for p in $kids; do proc_tree "$p"; done
 }
+# UDP datagrams the kernel dropped for want of receive buffer space (per
+# network namespace: inside our own, every drop is one of ours).
+udp_rcvbuf_errors() {
+  awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp
+}
 wait_udp_bound() { # ip port
   local hex i
   hex=$(printf '%02X%02X%02X%02X:%04X' $(echo "$1" | awk -F. '{print $4, $3, $2, $1}') "$2")
@@ -169,9 +177,10 @@ cat >"$OPTIONS_XML" <<'EOF'
   <label id="done"/>
 </scenario>
 EOF
-wait_sip_up() { # ip port
+wait_sip_up() { # ip port pid
   local i
   for i in $(seq 1 20); do
+    kill -0 "$3" 2>/dev/null || return 1
     if timeout 5 sipp "$1:$2" -sf "$OPTIONS_XML" -i "$CALLER_IP" -p 5099 -m 1 -nostdin \
       -timeout 2s -timeout_error -max_retrans 3 >/dev/null 2>&1; then
       return 0
@@ -188,7 +197,7 @@ REDIS_PID=""
 start_sipveil() {
   [ -x "$SIPVEIL_BIN" ] || {
     echo "no sipveil binary at $SIPVEIL_BIN" >&2
-    exit 1
+    return 1
   }
   local cfg="$OUT/sipveil-bench.toml"
   cat >"$cfg" <<EOF
@@ -213,10 +222,11 @@ EOF
   RUST_LOG=${RUST_LOG:-warn} "$SIPVEIL_BIN" run --config "$cfg" >"$OUT/sipveil.log" 2>&1 &
   local pid=$!
   started "$pid"
-  if ! wait_sip_up "$ACCESS_IP" "$EDGE_PORT"; then
+  if ! wait_sip_up "$ACCESS_IP" "$EDGE_PORT" "$pid"; then
     echo "sipveil did not answer OPTIONS; log tail:" >&2
     tail -20 "$OUT/sipveil.log" >&2
-    exit 1
+    stop_pid "$pid"
+    return 1
   fi
   EDGE_PIDS=("$pid")
 }
@@ -239,20 +249,20 @@ start_kamailio() {
   started "$pid"
   # (Kamailio would relay an OPTIONS probe to the absent callee: wait for the socket)
   sleep 1
-  if ! kill -0 "$pid" 2>/dev/null; then
-    echo "kamailio exited; log tail:" >&2
+  if ! kill -0 "$pid" 2>/dev/null || ! wait_udp_bound "$ACCESS_IP" "$EDGE_PORT"; then
+    echo "kamailio did not come up; log tail:" >&2
     tail -20 "$OUT/kamailio.log" >&2
-    exit 1
+    EDGE_PIDS=("$pid")
+    mapfile -t EDGE_PIDS < <(proc_tree "$pid")
+    stop_edge
+    return 1
   fi
-  wait_udp_bound "$ACCESS_IP" "$EDGE_PORT" || {
-    echo "kamailio did not bind $ACCESS_IP:$EDGE_PORT" >&2
-    exit 1
-  }
   mapfile -t EDGE_PIDS < <(proc_tree "$pid")
 }
 
 stop_edge() {
-  # the first EDGE_PID is the one we started; Kamailio's children die with it
+  # the first EDGE_PID is the one we started; the others are its children
+  [ "${#EDGE_PIDS[@]}" -gt 0 ] || return 0
   local p
   for p in "${EDGE_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   stop_pid "${EDGE_PIDS[0]}"
@@ -282,8 +292,12 @@ run_rate() { # target rate
   local cpu0 redis0 t0 t1 cpu1 redis1
   cpu0=$(cpu_ticks "${EDGE_PIDS[@]}")
   redis0=$([ -n "$REDIS_PID" ] && cpu_ticks "$REDIS_PID" || echo 0)
+  local drops0 drops1
+  drops0=$(udp_rcvbuf_errors)
   t0=$(date +%s.%N)
-  (cd "$d" && exec timeout $((SECS + 90)) sipp "$ACCESS_IP:$EDGE_PORT" -sf uac_basic.xml \
+  local first_hop="$ACCESS_IP:$EDGE_PORT"
+  [ "$target" = direct ] && first_hop="$CALLEE_IP:$CALLEE_PORT"
+  (cd "$d" && exec timeout $((SECS + 90)) sipp "$first_hop" -sf uac_basic.xml \
     -i "$CALLER_IP" -p 5061 -s bob -r "$rate" -rp 1000 -m "$calls" -l $((rate * 5)) \
     -d "$HOLD_MS" -nostdin -timeout $((SECS + 60))s -recv_timeout 10000 -buff_size 4194304 \
     -trace_rtt -rtt_freq 100 -trace_stat -stf caller_stat.csv -fd 1 \
@@ -298,6 +312,7 @@ run_rate() { # target rate
   redis1=$([ -n "$REDIS_PID" ] && cpu_ticks "$REDIS_PID" || echo 0)
   local rss
   rss=$(peak_rss_kb "${EDGE_PIDS[@]}")
+  drops1=$(udp_rcvbuf_errors)
 
   local ok rtt
   ok=$(awk -F';' 'NR==1 {for (i=1;i<=NF;i++) if ($i=="SuccessfulCall(C)") c=i; next}
@@ -329,33 +344,44 @@ run_rate() { # target rate
   per1k=$(awk -v c="$cpu_s" -v n="$ok" 'BEGIN {if (n > 0) printf "%.3f", c / (n / 1000); else print "-"}')
   redis_per1k=$(awk -v c="$redis_s" -v n="$ok" 'BEGIN {if (n > 0) printf "%.3f", c / (n / 1000); else print "-"}')
   [ -z "$REDIS_PID" ] && redis_per1k="-"
+  [ "$target" = direct ] && per1k="-"
   local wall pass=no
   wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}')
   if [ $((failed * 1000)) -lt "$calls" ] && [ "$((achieved * 100))" -ge "$((rate * 95))" ]; then
     pass=yes
   fi
-  local pct
+  local pct load
   pct=$(awk -v f="$failed" -v c="$calls" 'BEGIN {printf "%.3f", 100 * f / c}')
-  printf '| %-8s | %5d | %6d | %6d | %7s | %6s | %4s | %4s | %4s | %5s | %8s | %8s | %6d | %5s | %4s |\n' \
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  # share of time some task waited for a CPU (PSI), last 10 s: others' load shows here
+  local psi
+  psi=$(awk '/^some/ {sub("avg10=", "", $2); print $2}' /proc/pressure/cpu 2>/dev/null || true)
+  printf '| %-8s | %5d | %6d | %6d | %7s | %6s | %4s | %4s | %4s | %5s | %8s | %10s | %6d | %6s | %5s | %5s | %6s | %4s |\n' \
     "$target" "$rate" "$calls" "$failed" "$pct" "$achieved" "$p50" "$p90" "$p99" "$mx" \
-    "$per1k" "$redis_per1k" $((rss / 1024)) "$wall" "$pass" | tee -a "$RESULTS"
+    "$per1k" "$redis_per1k" $((rss / 1024)) "$wall" "$load" "${psi:--}" $((drops1 - drops0)) "$pass" | tee -a "$RESULTS"
   [ "$pass" = yes ]
 }
 
 header() {
   {
     echo
-    echo "| edge     |  rate |  calls | failed | failed% | achvd  |  p50 |  p90 |  p99 |   max | CPU s/1k | Redis s/1k | RSS MB | wall s | pass |"
-    echo "|----------|------:|-------:|-------:|--------:|-------:|-----:|-----:|-----:|------:|---------:|---------:|-------:|------:|-----:|"
+    echo "| edge     |  rate |  calls | failed | failed% | achvd  |  p50 |  p90 |  p99 |   max | CPU s/1k | Redis s/1k | RSS MB | wall s |  load | psi % | UDP drops | pass |"
+    echo "|----------|------:|-------:|-------:|--------:|-------:|-----:|-----:|-----:|------:|---------:|-----------:|-------:|-------:|------:|------:|----------:|-----:|"
   } | tee -a "$RESULTS"
 }
 
 bench() { # target
   local target=$1 best=0 rate
+  local up=0
   case "$target" in
-  sipveil) start_sipveil ;;
-  kamailio) start_kamailio ;;
+  sipveil) start_sipveil || up=$? ;;
+  kamailio) start_kamailio || up=$? ;;
+  direct) EDGE_PIDS=() ;;
   esac
+  if [ "$up" != 0 ]; then
+    echo "$target: did not start; skipped" | tee -a "$RESULTS"
+    return 0
+  fi
   header
   for rate in $RATES; do
     if run_rate "$target" "$rate"; then
@@ -375,16 +401,24 @@ bench() { # target
   echo
   echo "rates: $RATES; $SECS s of calls per rate; hold ${HOLD_MS} ms; namespace: ${BENCH_IN_NETNS}"
   echo "response times: SIPp INVITE->200 in ms (whole ms); CPU: edge utime+stime per 1000 answered calls;"
-  echo "RSS: peak (VmHWM) of the largest edge process so far"
+  echo "RSS: peak (VmHWM) of the largest edge process so far; load: 1-min load average after the rate;"
+  echo "psi: % of the last 10 s in which some task waited for a CPU (/proc/pressure/cpu), i.e. contention;"
+  echo "UDP drops: datagrams the kernel dropped for a full receive buffer (RcvbufErrors; all ours inside the namespace)"
+  echo "(rate = target calls/s, achvd = answered INVITEs/s, p50..max = INVITE->200 ms)"
+  echo "before the run: load $(cut -d' ' -f1-3 /proc/loadavg); cpu pressure: $(head -1 /proc/pressure/cpu 2>/dev/null)"
 } | tee "$RESULTS"
 
 case "$TARGET" in
-sipveil) bench sipveil ;;
-kamailio) bench kamailio ;;
 both)
   bench sipveil
   bench kamailio
   ;;
+all)
+  bench direct
+  bench sipveil
+  bench kamailio
+  ;;
+*) bench "$TARGET" ;;
 esac
 echo
 echo "traces and results: $OUT (results.md)"
