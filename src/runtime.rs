@@ -212,7 +212,12 @@ async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
         engine.drain_outputs_into(&mut outs);
         for o in outs.drain(..) {
             match o {
-                Output::Send { peer, data } => sender.send(&peer, data),
+                Output::Send { peer, data } => {
+                    if tracing::enabled!(tracing::Level::TRACE) {
+                        tracing::trace!(to = %peer.addr, "send:\n{}", String::from_utf8_lossy(&data));
+                    }
+                    sender.send(&peer, data)
+                }
                 other => {
                     writes_due.get_or_insert_with(|| Instant::now() + STORE_BATCH);
                     writes.push(other);
