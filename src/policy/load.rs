@@ -128,54 +128,26 @@ impl Ctx<'_, '_> {
 pub(super) fn build(sources: &[(&str, &str)], ifaces: &[String]) -> Result<PolicySet, PolicyError> {
     let n = ifaces.len();
     let mut problems = Vec::new();
-    let mut header_policy = headers::Builder::new(n);
-    let mut rule_table = rules::RuleTable::new(n);
-    let mut number_table = numbers::NumberTable::new(n);
-    let mut norm = normalize::Builder::new(n);
+    let mut parts = Parts {
+        header_policy: headers::Builder::new(n),
+        rule_table: rules::RuleTable::new(n),
+        number_table: numbers::NumberTable::new(n),
+        norm: normalize::Builder::new(n),
+    };
     for (origin, text) in sources {
-        let doc = match ImDocument::parse(*text) {
-            Ok(d) => d,
-            Err(e) => {
-                problems.push(PolicyProblem {
-                    file: origin.to_string(),
-                    line: e.span().map(|s| line_at(text, s.start)),
-                    message: e.message().trim().replace('\n', "; "),
-                });
-                continue;
-            }
-        };
-        let loc = Locator { text, doc: &doc };
-        let raw: RawFile = match toml::from_str(text) {
-            Ok(r) => r,
-            Err(e) => {
-                let p = loc.serde_problem(&e);
-                problems.push(PolicyProblem {
-                    file: origin.to_string(),
-                    line: p.line,
-                    message: p.message,
-                });
-                continue;
-            }
-        };
-        let mut ctx = Ctx {
-            origin,
-            loc: &loc,
-            ifaces,
-            problems: &mut problems,
-        };
-        for (i, h) in raw.headers.iter().enumerate() {
-            header_policy.add(&mut ctx, i, h);
-        }
-        for (i, r) in raw.rule.iter().enumerate() {
-            rule_table.add(&mut ctx, i, r);
-        }
-        for (i, r) in raw.number.iter().enumerate() {
-            number_table.add(&mut ctx, i, r);
-        }
-        if let Some(r) = &raw.normalize {
-            norm.add(&mut ctx, r);
+        let first_problem = problems.len();
+        compile_file(origin, text, ifaces, &mut problems, &mut parts);
+        // Reported in line order within a file, the order an editor walks them.
+        if let Some(mine) = problems.get_mut(first_problem..) {
+            mine.sort_by_key(|p| p.line);
         }
     }
+    let Parts {
+        header_policy,
+        rule_table,
+        number_table,
+        norm,
+    } = parts;
     if !problems.is_empty() {
         return Err(PolicyError { problems });
     }
@@ -188,4 +160,64 @@ pub(super) fn build(sources: &[(&str, &str)], ifaces: &[String]) -> Result<Polic
         normalize: norm.finish(),
         default_normalize: Normalize::default(),
     })
+}
+
+/// What the files compile into, filled file by file.
+struct Parts {
+    header_policy: headers::Builder,
+    rule_table: rules::RuleTable,
+    number_table: numbers::NumberTable,
+    norm: normalize::Builder,
+}
+
+/// Parses and checks one file, adding what it defines to `parts`.
+fn compile_file(
+    origin: &str,
+    text: &str,
+    ifaces: &[String],
+    problems: &mut Vec<PolicyProblem>,
+    parts: &mut Parts,
+) {
+    let doc = match ImDocument::parse(text) {
+        Ok(d) => d,
+        Err(e) => {
+            problems.push(PolicyProblem {
+                file: origin.to_string(),
+                line: e.span().map(|s| line_at(text, s.start)),
+                message: e.message().trim().replace('\n', "; "),
+            });
+            return;
+        }
+    };
+    let loc = Locator { text, doc: &doc };
+    let raw: RawFile = match toml::from_str(text) {
+        Ok(r) => r,
+        Err(e) => {
+            let p = loc.serde_problem(&e);
+            problems.push(PolicyProblem {
+                file: origin.to_string(),
+                line: p.line,
+                message: p.message,
+            });
+            return;
+        }
+    };
+    let mut ctx = Ctx {
+        origin,
+        loc: &loc,
+        ifaces,
+        problems,
+    };
+    for (i, h) in raw.headers.iter().enumerate() {
+        parts.header_policy.add(&mut ctx, i, h);
+    }
+    for (i, r) in raw.rule.iter().enumerate() {
+        parts.rule_table.add(&mut ctx, i, r);
+    }
+    for (i, r) in raw.number.iter().enumerate() {
+        parts.number_table.add(&mut ctx, i, r);
+    }
+    if let Some(r) = &raw.normalize {
+        parts.norm.add(&mut ctx, r);
+    }
 }

@@ -147,7 +147,7 @@ impl PolicySet {
     /// One line for logs and `check`: how much policy is active.
     pub fn summary(&self) -> String {
         format!(
-            "{} policy file(s), {} rule(s), {} number rule(s), {} header polic(ies)",
+            "{} policy file(s): {} rule(s), {} number rule(s), {} header list(s)",
             self.files.len(),
             self.rules.len(),
             self.numbers.len(),

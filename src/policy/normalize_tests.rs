@@ -189,8 +189,10 @@ fn hold_detection() {
     assert!(!is_hold(b""));
     let v6 = b"v=0\nc=IN IP6 ::\nt=0 0\nm=audio 4000 RTP/AVP 0\n";
     assert!(is_hold(v6));
-    let mut off = Normalize::default();
-    off.hold_zero_address = false;
+    let off = Normalize {
+        hold_zero_address: false,
+        ..Normalize::default()
+    };
     assert!(!off.is_hold(zero));
     assert!(off.is_hold(sendonly));
 }

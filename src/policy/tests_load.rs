@@ -48,7 +48,7 @@ fn missing_or_empty_directory_is_builtin_only() {
     assert!(p.files().is_empty());
     assert_eq!(
         p.summary(),
-        "0 policy file(s), 0 rule(s), 0 number rule(s), 0 header polic(ies)"
+        "0 policy file(s): 0 rule(s), 0 number rule(s), 0 header list(s)"
     );
 }
 
