@@ -178,10 +178,7 @@ impl RuleTable {
         if ctx.problem_count() != before {
             return;
         }
-        let rule = Arc::new(Rule {
-            label: format!("{} {here}", ctx.origin),
-            ..rule
-        });
+        let rule = Arc::new(rule);
         self.count += 1;
         for t in targets {
             if let Some(s) = self.slots.get_mut(t * 2 + raw.direction.slot()) {
@@ -313,7 +310,7 @@ fn compile(ctx: &mut Ctx<'_, '_>, i: usize, here: &str, raw: &RawRule) -> Rule {
         );
     }
     Rule {
-        label: String::new(),
+        label: format!("{} {here}", ctx.origin),
         methods,
         status,
         present,
