@@ -167,6 +167,26 @@ pub struct Interface {
     pub advertise: Option<HostAddr>,
     /// Whether identity headers arriving here are believed (RFC 3325 trust domain).
     pub trusted: bool,
+    /// `send_identity` (default true): whether P-Asserted-Identity and
+    /// Remote-Party-ID may leave by this interface at all; false removes them always,
+    /// for peers that must never learn the caller's asserted identity.
+    pub send_identity: bool,
+    /// `identity_header` (default "pai"): which identity header this interface's
+    /// peers understand, for legacy gateways that speak only Remote-Party-ID.
+    pub identity_header: IdentityHeader,
+}
+
+/// Which identity header an interface's peers expect (`identity_header`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityHeader {
+    /// P-Asserted-Identity (RFC 3325), the standard form.
+    #[default]
+    Pai,
+    /// Remote-Party-ID (draft-ietf-sip-privacy), still spoken by older gateways.
+    Rpid,
+    /// Both headers, for peers in transition.
+    Both,
 }
 
 impl Interface {
@@ -478,7 +498,7 @@ fn render(origin: &str, problems: &[Problem]) -> String {
     lines.join("\n")
 }
 
-fn line_at(text: &str, offset: usize) -> usize {
+pub(crate) fn line_at(text: &str, offset: usize) -> usize {
     let upto = text.get(..offset).unwrap_or(text);
     upto.bytes().filter(|&b| b == b'\n').count() + 1
 }
@@ -489,15 +509,16 @@ fn line_at(text: &str, offset: usize) -> usize {
 
 /// One step of a path into the document: a key or an array index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Seg<'a> {
+pub(crate) enum Seg<'a> {
     Key(&'a str),
     Index(usize),
 }
 
 /// Maps paths to lines and byte offsets back to paths, over a span-keeping parse.
-struct Locator<'t> {
-    text: &'t str,
-    doc: &'t ImDocument<&'t str>,
+/// Shared with `policy`, whose files are located the same way.
+pub(crate) struct Locator<'t> {
+    pub(crate) text: &'t str,
+    pub(crate) doc: &'t ImDocument<&'t str>,
 }
 
 /// Where an offset landed: the enclosing table, and the key (hit on the key itself
@@ -514,7 +535,7 @@ fn covers(span: Option<Range<usize>>, offset: usize) -> bool {
 impl<'t> Locator<'t> {
     /// The line of the value at `path`, or of the nearest enclosing thing that exists
     /// (a missing key is reported at its table's header).
-    fn line(&self, path: &[Seg<'_>]) -> Option<usize> {
+    pub(crate) fn line(&self, path: &[Seg<'_>]) -> Option<usize> {
         let mut table: Option<&dyn TableLike> = Some(self.doc.as_table());
         let mut array: Option<&ArrayOfTables> = None;
         let mut best: Option<Range<usize>> = None;
@@ -588,7 +609,7 @@ impl<'t> Locator<'t> {
     }
 
     /// A serde/toml error turned into a problem naming key, section and line.
-    fn serde_problem(&self, e: &toml::de::Error) -> Problem {
+    pub(crate) fn serde_problem(&self, e: &toml::de::Error) -> Problem {
         let msg = e.message().trim();
         let hit = if msg.starts_with("missing field") {
             // The span is the whole table the key is missing from; the root table
@@ -762,6 +783,10 @@ struct RawInterface {
     advertise: Option<String>,
     #[serde(default)]
     trusted: bool,
+    #[serde(default = "default_true")]
+    send_identity: bool,
+    #[serde(default)]
+    identity_header: IdentityHeader,
 }
 
 #[derive(Deserialize)]
@@ -1006,6 +1031,8 @@ fn validate(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<Problem>> {
             tcp,
             advertise,
             trusted: ri.trusted,
+            send_identity: ri.send_identity,
+            identity_header: ri.identity_header,
         });
     }
     // Two listeners of one transport cannot share an address, nor a port when one
@@ -1577,6 +1604,32 @@ egress = "access"
         assert!(e.contains("t2_ms (4000) is below t1_ms (5000)"), "{e}");
         let e = err(&format!("{GOOD}\n[limits]\nmax_via = -1\n"));
         assert!(e.contains("`max_via` in [limits]"), "{e}");
+    }
+
+    #[test]
+    fn identity_options_default_and_parse() {
+        let c = parse(GOOD).unwrap();
+        let access = c.interface("access").unwrap();
+        assert!(access.send_identity);
+        assert_eq!(access.identity_header, IdentityHeader::Pai);
+        let c = parse(&GOOD.replace(
+            "trusted = true",
+            "trusted = true\nsend_identity = false\nidentity_header = \"both\"",
+        ))
+        .unwrap();
+        let core = c.interface("core").unwrap();
+        assert!(!core.send_identity);
+        assert_eq!(core.identity_header, IdentityHeader::Both);
+        let text = GOOD.replace("trusted = true", "identity_header = \"pia\"");
+        let e = err(&text);
+        let line = text.lines().position(|l| l.contains("pia")).unwrap() + 1;
+        assert!(
+            e.starts_with(&format!(
+                "t.toml:{line}: `identity_header` in [[interface]] #2 (core)"
+            )),
+            "{e}"
+        );
+        assert!(e.contains("rpid"), "{e}");
     }
 
     #[test]

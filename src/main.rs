@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sipveil::config::Config;
+use sipveil::policy::PolicySet;
 use tracing_subscriber::EnvFilter;
 
 /// sipveil: a SIP Session Border Controller (topology-hiding B2BUA).
@@ -24,7 +25,7 @@ enum Command {
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
     },
-    /// Validate the config (and, later, the policy files); exit 0 when valid, 1 when not.
+    /// Validate the config and every policy file; exit 0 when valid, 1 when not.
     Check {
         /// The TOML config file.
         #[arg(long, short, value_name = "FILE")]
@@ -73,7 +74,16 @@ fn main() -> ExitCode {
         Command::Check { config } => match Config::load(&config) {
             Ok(cfg) => {
                 warn_missing_policy_dir(&cfg);
-                println!("{}: OK: {}", config.display(), cfg.summary());
+                let policy = match PolicySet::load_for(&cfg) {
+                    Ok(p) => p,
+                    Err(e) => return fail(&e),
+                };
+                println!(
+                    "{}: OK: {}; {}",
+                    config.display(),
+                    cfg.summary(),
+                    policy.summary()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&e),
@@ -84,6 +94,10 @@ fn main() -> ExitCode {
                 Err(e) => return fail(&e),
             };
             warn_missing_policy_dir(&cfg);
+            // An invalid policy refuses the start, reported like `check` does.
+            if let Err(e) = PolicySet::load_for(&cfg) {
+                return fail(&e);
+            }
             if let Err(e) = cfg.ensure_data_dir() {
                 eprintln!(
                     "error: cannot create data_dir {}: {e}",
@@ -166,8 +180,9 @@ fn warn_foreign_domain(cfg: &Config, aor: &str) {
     }
 }
 
-/// Prints a config error, one `file:line: message` per line, and gives exit code 1.
-fn fail(e: &sipveil::config::ConfigError) -> ExitCode {
+/// Prints a config or policy error, one `file:line: message` per line, and gives
+/// exit code 1.
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
     for line in e.to_string().lines() {
         eprintln!("error: {line}");
     }

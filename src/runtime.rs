@@ -1,13 +1,14 @@
 //! The tokio shell around the sans-IO core: owns sockets, clock and store, feeds
 //! parsed messages and timer ticks to the engine, and carries out its outputs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use crate::dialog::{CallRecord, Engine, EngineConfig, Output};
+use crate::policy::PolicySet;
 use crate::sip::Limits;
 use crate::store::{SledStore, Store};
 use crate::transport::{Inbound, ListenSpec, Sender};
@@ -28,6 +29,10 @@ pub struct RuntimeConfig {
     pub data_dir: PathBuf,
     /// `[registrar]`, when this node serves REGISTER.
     pub registrar: Option<crate::dialog::RegistrarConfig>,
+    /// The boundary policy loaded at start.
+    pub policy: Arc<PolicySet>,
+    /// `[policy] dir`, read again on SIGHUP.
+    pub policy_dir: PathBuf,
 }
 
 /// Runs the SBC until SIGINT or SIGTERM. Signaling runs on one thread: listeners
@@ -128,6 +133,54 @@ async fn shutdown_signal() {
     }
 }
 
+/// What SIGHUP does to the boundary policy: the directory is loaded again and, if
+/// valid, the new set is returned to be swapped in whole; if not, the error is
+/// logged and `current` stays (an operator's typo must not drop the policy).
+pub fn reload_policy(current: &Arc<PolicySet>, dir: &Path, ifaces: &[String]) -> Arc<PolicySet> {
+    match PolicySet::load(dir, ifaces) {
+        Ok(p) => {
+            tracing::info!("policy reloaded from {}: {}", dir.display(), p.summary());
+            Arc::new(p)
+        }
+        Err(e) => {
+            for line in e.to_string().lines() {
+                tracing::error!("policy reload refused, previous policy stays: {line}");
+            }
+            current.clone()
+        }
+    }
+}
+
+/// SIGHUP, the reload request (systemd's ExecReload). Registered at start, so a
+/// HUP never ends the process.
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = ();
+
+#[cfg(unix)]
+fn hangups() -> Hangup {
+    use tokio::signal::unix::{signal, SignalKind};
+    signal(SignalKind::hangup())
+        .map_err(|e| tracing::error!("cannot watch SIGHUP, policy reload disabled: {e}"))
+        .ok()
+}
+
+#[cfg(not(unix))]
+fn hangups() -> Hangup {}
+
+/// Resolves at the next SIGHUP; never, where there is none to watch.
+async fn next_hangup(h: &mut Hangup) {
+    #[cfg(unix)]
+    if let Some(s) = h {
+        if s.recv().await.is_some() {
+            return;
+        }
+    }
+    let _ = h;
+    std::future::pending::<()>().await
+}
+
 async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
     let store = Arc::new(SledStore::open(&rc.data_dir)?);
     // Issue 4: node secret and subscribers, and the admin socket through which
@@ -154,7 +207,12 @@ async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
             "listening"
         );
     }
+    let iface_names: Vec<String> = rc.engine.ifaces.iter().map(|f| f.name.clone()).collect();
+    let mut policy = rc.policy.clone();
+    tracing::info!("policy: {}", policy.summary());
+    let mut hup = hangups();
     let mut engine = Engine::new(rc.engine);
+    engine.set_policy(policy.clone());
     if !records.is_empty() {
         tracing::info!(
             calls = records.len(),
@@ -206,6 +264,13 @@ async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
             _ = &mut shutdown => {
                 tracing::info!("shutting down");
                 break;
+            }
+            _ = next_hangup(&mut hup) => {
+                let next = reload_policy(&policy, &rc.policy_dir, &iface_names);
+                if !Arc::ptr_eq(&next, &policy) {
+                    engine.set_policy(next.clone());
+                    policy = next;
+                }
             }
         }
         engine.poll(Instant::now());
@@ -317,7 +382,11 @@ pub fn from_config(cfg: &crate::config::Config) -> anyhow::Result<RuntimeConfig>
             egress,
         });
     }
+    let policy = PolicySet::load_for(cfg)
+        .map_err(|e| anyhow::anyhow!("invalid policy, not starting:\n{e}"))?;
     Ok(RuntimeConfig {
+        policy: Arc::new(policy),
+        policy_dir: cfg.policy.dir.clone(),
         engine: EngineConfig {
             ifaces,
             routes,

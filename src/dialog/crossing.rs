@@ -9,7 +9,7 @@ pub const SUPPORTED_TAGS: &[&str] = &["100rel", "timer"];
 /// Headers copied verbatim (name canonicalized) from one leg's message to the
 /// other's. Via, Route, Record-Route, Contact, Call-ID, From, To, CSeq, Max-Forwards
 /// are never copied; they are built from the target leg's own state.
-const PASSED: &[HeaderName] = &[
+pub(crate) const PASSED: &[HeaderName] = &[
     HeaderName::Allow,
     HeaderName::Accept,
     HeaderName::ContentDisposition,
@@ -29,7 +29,7 @@ const PASSED: &[HeaderName] = &[
 ];
 
 /// Extension headers passed by name.
-const PASSED_NAMED: &[&str] = &[
+pub(crate) const PASSED_NAMED: &[&str] = &[
     "Accept-Encoding",
     "Accept-Language",
     "Content-Language",

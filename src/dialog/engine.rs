@@ -226,6 +226,9 @@ pub struct Engine {
     ring_timers: BTreeMap<(Instant, u64), ()>,
     out: Vec<Output>,
     registrar: Option<register::Registrar>,
+    /// Boundary policy in force; replaced whole on reload (SIGHUP).
+    #[allow(dead_code)] // read once the policy hooks are wired into the message flow
+    policy: std::sync::Arc<crate::policy::PolicySet>,
 }
 
 impl Engine {
@@ -244,7 +247,15 @@ impl Engine {
             ring_timers: BTreeMap::new(),
             out: Vec::with_capacity(16),
             registrar: None,
+            policy: std::sync::Arc::default(),
         }
+    }
+
+    /// Swaps in a newly loaded boundary policy. Messages already handled keep what
+    /// the old one did; every later message sees the new one (reload never
+    /// touches calls or registrations).
+    pub fn set_policy(&mut self, policy: std::sync::Arc<crate::policy::PolicySet>) {
+        self.policy = policy;
     }
 
     /// Number of calls in progress or established.
