@@ -332,8 +332,16 @@ pub fn from_config(cfg: &crate::config::Config) -> anyhow::Result<RuntimeConfig>
             udp: i.udp,
             tcp: i.tcp,
             trusted: i.trusted,
-            send_identity: true,
-            identity_header: Default::default(),
+            send_identity: i.send_identity,
+            identity_header: match i.identity_header {
+                crate::config::IdentityHeader::Pai => crate::policy::identity::IdentityHeader::Pai,
+                crate::config::IdentityHeader::Rpid => {
+                    crate::policy::identity::IdentityHeader::Rpid
+                }
+                crate::config::IdentityHeader::Both => {
+                    crate::policy::identity::IdentityHeader::Both
+                }
+            },
         })
         .collect();
     let listen = cfg

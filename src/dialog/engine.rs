@@ -7,6 +7,8 @@ mod wire;
 
 use wire::*;
 
+use crate::policy::Direction as PolicyDirection;
+
 pub use register::RegistrarConfig;
 
 use std::collections::{BTreeMap, HashMap};
@@ -227,7 +229,6 @@ pub struct Engine {
     out: Vec<Output>,
     registrar: Option<register::Registrar>,
     /// Boundary policy in force; replaced whole on reload (SIGHUP).
-    #[allow(dead_code)] // read once the policy hooks are wired into the message flow
     policy: std::sync::Arc<crate::policy::PolicySet>,
 }
 
@@ -249,6 +250,36 @@ impl Engine {
             registrar: None,
             policy: std::sync::Arc::default(),
         }
+    }
+
+    /// Builds what crosses from a message on one interface into the message for
+    /// another: the header allow-list, body and product token of the policy's
+    /// filter for that pair, then the egress interface's outbound number rewriting
+    /// and manipulation rules.
+    pub(super) fn cross(
+        &self,
+        from_iface: usize,
+        to_iface: usize,
+        src: &SipMessage,
+        dst: &mut SipMessage,
+    ) {
+        let from = self
+            .cfg
+            .ifaces
+            .get(from_iface)
+            .map(|i| i.name.as_str())
+            .unwrap_or("");
+        let to = self
+            .cfg
+            .ifaces
+            .get(to_iface)
+            .map(|i| i.name.as_str())
+            .unwrap_or("");
+        self.policy.crossing(from, to).copy_across(src, dst);
+        if dst.is_request() {
+            self.policy.rewrite_numbers(to, PolicyDirection::Out, dst);
+        }
+        self.policy.apply_rules(to, PolicyDirection::Out, dst, None);
     }
 
     /// Swaps in a newly loaded boundary policy. Messages already handled keep what
@@ -364,6 +395,29 @@ impl Engine {
 
     /// Handles one parsed message from the network.
     pub fn on_message(&mut self, mut msg: SipMessage, peer: Peer, now: Instant) {
+        // Repair what buggy peers send, then the operator's inbound rules.
+        let iface_name = self
+            .cfg
+            .ifaces
+            .get(peer.iface)
+            .map(|i| i.name.clone())
+            .unwrap_or_default();
+        if let Err(reject) = self.policy.normalize_incoming(&iface_name, &mut msg) {
+            if msg.is_request() && msg.method() != Some(&Method::Ack) && msg.top_via().is_ok() {
+                let mut r = msg.make_response(reject.code, &reject.reason);
+                for (n, v) in &reject.extra_headers {
+                    r.push_named(n, v);
+                }
+                self.send_stateless(&msg, r, &peer);
+            }
+            return;
+        }
+        self.policy.apply_rules(
+            &iface_name,
+            PolicyDirection::In,
+            &mut msg,
+            Some(peer.addr.ip()),
+        );
         if msg.is_request() {
             if !msg.is_sip2() {
                 if msg.top_via().is_ok() {

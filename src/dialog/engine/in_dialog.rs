@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::*;
-use crate::dialog::crossing::{copy_across, copy_body, PRODUCT};
+use crate::dialog::crossing::copy_body;
 use crate::dialog::leg::{is_target_refresh, Side};
 use crate::sip::{HeaderName, Method, SipMessage};
 use crate::transaction::{ClientTxId, ServerTxId};
@@ -201,8 +201,11 @@ impl Engine {
         let mut req = target_leg.request(method.clone(), None, &iface, mf.max(1));
         let new_cseq = target_leg.local_cseq;
         call.leg_mut(other).local_cseq = new_cseq;
-        req.push(HeaderName::UserAgent, PRODUCT);
-        copy_across(msg, &mut req);
+        let from_iface = call.leg(side).iface;
+        self.cross(from_iface, target_leg.iface, msg, &mut req);
+        let Some(call) = self.calls.get_mut(&call_no) else {
+            return;
+        };
         if method == Method::Prack {
             if let Some(rack) = msg.header(HeaderName::RAck) {
                 let rseq = rack.split_whitespace().next().unwrap_or("1");
@@ -290,7 +293,9 @@ impl Engine {
         };
         let mut r = req.make_response(code, msg.reason().unwrap_or(""));
         let mut origin_iface = None;
+        let mut ifaces = None;
         if let Some(call) = self.calls.get_mut(&call_no) {
+            ifaces = Some((call.leg(other).iface, call.leg(origin).iface));
             let origin_leg = call.leg(origin);
             r.set_to_tag(&origin_leg.local_tag);
             origin_iface = Some((origin_leg.iface, origin_leg.transport()));
@@ -310,8 +315,10 @@ impl Engine {
                 }
             }
         }
-        r.push(HeaderName::Server, PRODUCT);
-        copy_across(msg, &mut r);
+        match ifaces {
+            Some((from, to)) => self.cross(from, to, msg, &mut r),
+            None => crate::dialog::crossing::copy_across(msg, &mut r),
+        }
         self.respond(server, r, now);
     }
 

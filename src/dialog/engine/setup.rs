@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::*;
-use crate::dialog::crossing::{copy_across, PRODUCT};
+use crate::dialog::crossing::PRODUCT;
 use crate::dialog::leg::{new_tag, Leg, PeerRecord};
 use crate::policy::identity::{
     anonymize_from, apply as apply_identity, Crossing, PrivacyUnmet, ANONYMOUS_FROM,
@@ -134,9 +134,34 @@ impl Engine {
         let Ok(cseq) = msg.cseq() else {
             return self.reply(id, 400, "Bad Request (CSeq)", now);
         };
-        let ruser = user_of(&ruri);
-        let from_user = user_of(&from.uri);
-        let to_user = user_of(&to.uri);
+        let mut ruser = user_of(&ruri);
+        let mut from_user = user_of(&from.uri);
+        let mut to_user = user_of(&to.uri);
+        // Inbound number rewriting changes what crosses, never the caller's own
+        // dialog state: it works on a copy and only the user parts are taken.
+        let ingress_name = self
+            .cfg
+            .ifaces
+            .get(iface)
+            .map(|i| i.name.clone())
+            .unwrap_or_default();
+        let mut rewritten = msg.clone();
+        if self
+            .policy
+            .rewrite_numbers(&ingress_name, PolicyDirection::In, &mut rewritten)
+            > 0
+        {
+            let users = |m: &SipMessage| {
+                (
+                    m.request_uri()
+                        .and_then(|u| Uri::parse(u).ok())
+                        .and_then(|u| user_of(&u)),
+                    m.from_header().ok().and_then(|f| user_of(&f.uri)),
+                    m.to_header().ok().and_then(|t| user_of(&t.uri)),
+                )
+            };
+            (ruser, from_user, to_user) = users(&rewritten);
+        }
         let host = &egress.advertise;
         let mk = |user: Option<&str>, display: Option<&str>| match user {
             Some(u) => name_addr(display, &format!("sip:{u}@{host}")),
@@ -185,9 +210,11 @@ impl Engine {
         };
         // A privacy level that cannot be met and is critical refuses the request
         // before anything is sent (RFC 3323 §4.2).
-        if let Err(PrivacyUnmet(why)) =
-            apply_identity(msg, &mut SipMessage::new_response(200, ""), &crossing)
-        {
+        if let Err(PrivacyUnmet(why)) = apply_identity(
+            &rewritten,
+            &mut SipMessage::new_response(200, ""),
+            &crossing,
+        ) {
             return self.reply(id, 500, &format!("Server Internal Error ({why})"), now);
         }
         let local_uri = if anonymize_from(msg, egress.trusted) {
@@ -213,9 +240,8 @@ impl Engine {
         let a_tag = new_tag();
         if method != Method::Invite {
             let mut req = b.request(method.clone(), None, &egress, mf.saturating_sub(1));
-            req.push(HeaderName::UserAgent, PRODUCT);
-            copy_across(msg, &mut req);
-            let _ = apply_identity(msg, &mut req, &crossing);
+            self.cross(iface, route.egress, msg, &mut req);
+            let _ = apply_identity(&rewritten, &mut req, &crossing);
             self.send(
                 req,
                 first.peer,
@@ -235,9 +261,8 @@ impl Engine {
         for t in &targets {
             b.remote_target = t.ruri.clone();
             let mut req = b.request(method.clone(), Some(1), &egress, mf.saturating_sub(1));
-            req.push(HeaderName::UserAgent, PRODUCT);
-            copy_across(msg, &mut req);
-            let _ = apply_identity(msg, &mut req, &crossing);
+            self.cross(iface, route.egress, msg, &mut req);
+            let _ = apply_identity(&rewritten, &mut req, &crossing);
             requests.push(req);
         }
         b.remote_target = first.ruri.clone();
@@ -377,8 +402,7 @@ impl Engine {
                         r.push(HeaderName::Contact, &i.contact(a_transport));
                     }
                 }
-                r.push(HeaderName::Server, PRODUCT);
-                copy_across(&msg, &mut r);
+                self.cross(src.iface, a_iface, &msg, &mut r);
                 self.respond(server, r, now);
             }
             ClientRole::Own => {}
@@ -581,8 +605,8 @@ impl Engine {
                 r.push(HeaderName::Contact, &i.contact(call.a.transport()));
             }
         }
-        r.push(HeaderName::Server, PRODUCT);
-        copy_across(msg, &mut r);
+        let (from, to) = (call.b.iface, call.a.iface);
+        self.cross(from, to, msg, &mut r);
         self.respond(inv, r, now);
     }
 
