@@ -300,6 +300,9 @@ pub struct Registrar {
     pub default_expires: u32,
     /// Interval of keep-alives to NATed bindings; `None` sends none.
     pub nat_keepalive: Option<Duration>,
+    /// How long a digest nonce is accepted; older ones get a challenge with
+    /// `stale=true` (default 300 s).
+    pub nonce_ttl: Duration,
 }
 
 /// `[policy]`: where boundary policy files live.
@@ -784,6 +787,9 @@ fn default_max_expires() -> u32 {
 fn default_default_expires() -> u32 {
     3600
 }
+fn default_nonce_ttl() -> u64 {
+    crate::registrar::digest::DEFAULT_NONCE_TTL.as_secs()
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -799,6 +805,8 @@ struct RawRegistrar {
     #[serde(default = "default_default_expires")]
     default_expires: u32,
     nat_keepalive: Option<u64>,
+    #[serde(default = "default_nonce_ttl")]
+    nonce_ttl: u64,
 }
 
 #[derive(Deserialize)]
@@ -1076,6 +1084,12 @@ fn validate(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<Problem>> {
                     .into(),
             );
         }
+        if r.nonce_ttl == 0 {
+            p.add(
+                &[K("registrar"), K("nonce_ttl")],
+                "[registrar] nonce_ttl must be at least 1 second".into(),
+            );
+        }
         Registrar {
             domain: r.domain.clone(),
             interface: r.interface.clone(),
@@ -1084,6 +1098,7 @@ fn validate(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<Problem>> {
             max_expires: r.max_expires,
             default_expires: r.default_expires,
             nat_keepalive: r.nat_keepalive.filter(|&s| s > 0).map(Duration::from_secs),
+            nonce_ttl: Duration::from_secs(r.nonce_ttl.max(1)),
         }
     });
 
@@ -1548,6 +1563,18 @@ egress = "access"
         let r = c.registrar.unwrap();
         assert!(!r.auth);
         assert_eq!(r.nat_keepalive, Some(Duration::from_secs(25)));
+        assert_eq!(r.nonce_ttl, Duration::from_secs(300));
+        let c = parse(&GOOD.replace(
+            "interface = \"access\"\n",
+            "interface = \"access\"\nnonce_ttl = 5\n",
+        ))
+        .unwrap();
+        assert_eq!(c.registrar.unwrap().nonce_ttl, Duration::from_secs(5));
+        let e = err(&GOOD.replace(
+            "interface = \"access\"\n",
+            "interface = \"access\"\nnonce_ttl = 0\n",
+        ));
+        assert!(e.contains("nonce_ttl must be at least 1"), "{e}");
         let no_reg = GOOD.replace(
             "[registrar]\ndomain = \"example.test\"\ninterface = \"access\"\n",
             "",

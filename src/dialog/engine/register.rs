@@ -26,6 +26,8 @@ pub struct RegistrarConfig {
     pub limits: RegistrarLimits,
     /// Interval of keep-alives toward NATed bindings.
     pub nat_keepalive: Option<Duration>,
+    /// Lifetime of digest nonces.
+    pub nonce_ttl: Duration,
 }
 
 /// Run-time state of the registrar.
@@ -65,7 +67,7 @@ impl Engine {
             );
         }
         self.out.extend(summary.outputs);
-        let digest = auth.digest_auth();
+        let digest = auth.digest_auth().with_nonce_ttl(cfg.nonce_ttl);
         self.registrar = Some(Registrar {
             cfg,
             auth,
