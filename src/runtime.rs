@@ -328,6 +328,7 @@ pub fn from_config(cfg: &crate::config::Config) -> anyhow::Result<RuntimeConfig>
                 },
                 nat_keepalive: r.nat_keepalive,
                 nonce_ttl: r.nonce_ttl,
+                algorithms: r.digest_algorithms.clone(),
             }),
         },
     })

@@ -54,8 +54,8 @@ impl Net {
     }
 }
 
-/// The `[registrar]` section of the test config.
-fn registrar_toml(nonce_ttl: u64) -> String {
+/// The `[registrar]` section of the test config, with `extra` lines.
+fn registrar_toml(extra: &str) -> String {
     format!(
         "[registrar]\n\
          domain = \"{DOMAIN}\"\n\
@@ -64,7 +64,7 @@ fn registrar_toml(nonce_ttl: u64) -> String {
          min_expires = {MIN_EXPIRES}\n\
          default_expires = 60\n\
          max_expires = 3600\n\
-         nonce_ttl = {nonce_ttl}\n"
+         {extra}\n"
     )
 }
 
@@ -78,10 +78,11 @@ struct Reg {
 
 impl Reg {
     fn start(test: &str, net: Net) -> Reg {
-        Reg::start_with(test, net, 300)
+        Reg::start_with(test, net, "")
     }
 
-    fn start_with(test: &str, net: Net, nonce_ttl: u64) -> Reg {
+    /// With more `[registrar]` keys.
+    fn start_with(test: &str, net: Net, registrar_extra: &str) -> Reg {
         let dir = TempDir::new(test);
         let interfaces = [
             Interface::udp_tcp("access", net.access()),
@@ -95,7 +96,7 @@ impl Reg {
             &dir.subdir("sipveil"),
             &interfaces,
             &routes,
-            &registrar_toml(nonce_ttl),
+            &registrar_toml(registrar_extra),
         );
         for (user, pw) in [ALICE, BOB] {
             sbc.add_subscriber(&format!("{user}@{DOMAIN}"), pw);
@@ -290,12 +291,50 @@ fn sha256_challenge_answered() {
     assert_status(&resp, 403);
 }
 
+/// `digest_algorithms = ["SHA-256"]`: the 401 carries only the SHA-256
+/// challenge, and an MD5 answer on its nonce is refused (turning MD5 off must
+/// really turn it off).
+#[test]
+fn sha256_only_refuses_md5_answers() {
+    let t = Reg::start_with(
+        "sha256_only_refuses_md5_answers",
+        Net(167),
+        "digest_algorithms = [\"SHA-256\"]",
+    );
+    let mut ua = t.ua(t.net.phone(0), ALICE);
+    let r = Register::contact(&ua.own_contact(), 120);
+    let first = ua.register(&r);
+    assert_status(&first, 401);
+    let challenges = Challenge::all(&first, "WWW-Authenticate");
+    assert_eq!(challenges.len(), 1, "{}", first.raw);
+    assert_eq!(challenges[0].alg(), Some(Alg::Sha256), "{}", first.raw);
+
+    let as_md5 = Challenge {
+        algorithm: Some("MD5".into()),
+        ..challenges[0].clone()
+    };
+    let resp = ua.register(&Register {
+        authorization: Some(ua.register_authorization(&as_md5, 1)),
+        ..r.clone()
+    });
+    assert_status(&resp, 403);
+    let resp = ua.register(&Register {
+        authorization: Some(ua.register_authorization(&challenges[0], 1)),
+        ..r
+    });
+    assert_status(&resp, 200);
+}
+
 /// With `nonce_ttl = 1`, a response computed on a nonce older than that gets a
 /// new 401 with `stale=true` when the password is right (403 when it is not),
 /// and the fresh nonce then works.
 #[test]
 fn expired_nonce_gets_stale_challenge() {
-    let t = Reg::start_with("expired_nonce_gets_stale_challenge", Net(153), 1);
+    let t = Reg::start_with(
+        "expired_nonce_gets_stale_challenge",
+        Net(153),
+        "nonce_ttl = 1",
+    );
     let mut ua = t.ua(t.net.phone(0), ALICE);
     let r = Register::contact(&ua.own_contact(), 120);
     let ch = ua.challenge(&r, Alg::Md5);
