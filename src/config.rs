@@ -1618,7 +1618,7 @@ egress = "access"
             )
         };
         assert_eq!(
-            parse(&GOOD).unwrap().registrar.unwrap().digest_algorithms,
+            parse(GOOD).unwrap().registrar.unwrap().digest_algorithms,
             [Algorithm::Md5, Algorithm::Sha256]
         );
         let c = parse(&reg("digest_algorithms = [\"sha-256\"]")).unwrap();
