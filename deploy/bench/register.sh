@@ -16,14 +16,15 @@
 # Each step runs -m rate*SECONDS_PER_RATE registrations at -r rate and prints a
 # Markdown table row: failed registrations, the achieved rate (successful / wall
 # time of the step), SIPp retransmissions, UDP datagrams dropped on full receive
-# buffers, and the CPU seconds per 1000 registrations of sipveil and of SIPp.
+# buffers (in brackets: at sipveil's socket), and the CPU seconds per 1000 registrations of sipveil and of SIPp.
 # SIPp runs with -nd: a registration that times out is a failure and nothing
 # more is sent for it. A step passes with < 0.1% failed and >= 95% of the target
 # rate; the highest passing rate and the store's size are printed last.
 #
 # As root it re-runs itself in a private network namespace (unshare --net):
 # nothing clashes with ports in use and nothing leaves the machine. Needs sipp
-# and python3. Work files stay in the printed directory.
+# and python3. Work files stay in the printed directory (under target/, or
+# BENCH_DIR).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -47,7 +48,8 @@ if [ ! -x "$BIN" ]; then
   (cd "$ROOT" && cargo build --release)
 fi
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/sipveil-regbench.XXXXXX")
+mkdir -p "$ROOT/target"
+WORK=$(mktemp -d "${BENCH_DIR:-$ROOT/target}/regbench.XXXXXX")
 echo "work dir: $WORK"
 mkdir -p "$WORK/data"
 cat >"$WORK/sipveil.toml" <<EOF
@@ -120,6 +122,9 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 # UDP datagrams dropped because a receive buffer was full (sipveil's or SIPp's;
 # only ours when in the private namespace).
 udp_drops() { awk '/^Udp:/ { if (h) { print $6; exit } h = 1 }' /proc/net/snmp; }
+# ... of those, the ones dropped at sipveil's socket (/proc/net/udp "drops").
+SBC_HEX=$(IFS=. read -r a b c d <<<"$SBC"; printf '%02X%02X%02X%02X:%04X' "$d" "$c" "$b" "$a" 5060)
+sbc_drops() { awk -v a="$SBC_HEX" '$2 == a { s += $NF } END { print s + 0 }' /proc/net/udp; }
 child_cpu() {
   times >"$WORK/times"
   awk 'NR == 2 { split($1, u, "m"); split($2, s, "m"); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$WORK/times"
@@ -130,15 +135,17 @@ col() { # col FILE NAME: the last row's value of column NAME of a SIPp stat CSV
 }
 
 echo
-echo "| target /s | REGISTERs | successful | failed | failed % | achieved /s | retransmissions | UDP drops | sipveil CPU s per 1000 | SIPp CPU s per 1000 | pass |"
+echo "| target /s | REGISTERs | successful | failed | failed % | achieved /s | retransmissions | UDP drops (at sipveil) | sipveil CPU s per 1000 | SIPp CPU s per 1000 | pass |"
 echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |"
 best=none
+first_fail=none
 for rate in "${RATES[@]}"; do
   n=$((rate * SECONDS_PER_RATE))
   stat="$WORK/register_${rate}_stat.csv"
   c0=$(cpu_ticks)
   child_cpu >"$WORK/k0"
   d0=$(udp_drops)
+  e0=$(sbc_drops)
   s0=$(date +%s.%N)
   timeout $((SECONDS_PER_RATE * 4 + 60)) sipp "$SBC:5060" -sf "$HERE/register.xml" \
     -inf "$WORK/users.csv" -i "$CLIENT" -p 5061 -t u1 -m "$n" -r "$rate" -rp 1000 \
@@ -149,6 +156,7 @@ for rate in "${RATES[@]}"; do
   c1=$(cpu_ticks)
   child_cpu >"$WORK/k1"
   d1=$(udp_drops)
+  e1=$(sbc_drops)
   ok=$(col "$stat" "SuccessfulCall(C)")
   failed=$(col "$stat" "FailedCall(C)")
   retrans=$(col "$stat" "Retransmissions(C)")
@@ -158,9 +166,11 @@ for rate in "${RATES[@]}"; do
       pass = (pct < 0.1 && ach >= 0.95 * rate) ? "yes" : "no"
       sc = k1 - k0
       printf "%.3f %.0f %.3f %.3f %s\n", pct, ach, (ok > 0 ? 1000 * c / hz / ok : 0), (ok > 0 ? 1000 * sc / ok : 0), pass }')
-  echo "| $rate | $n | $ok | $failed | $pct | $achieved | $retrans | $((d1 - d0)) | $cpu | $sippcpu | $pass |"
+  echo "| $rate | $n | $ok | $failed | $pct | $achieved | $retrans | $((d1 - d0)) ($((e1 - e0))) | $cpu | $sippcpu | $pass |"
   [ "$pass" = yes ] && best=$rate
+  [ "$pass" = no ] && [ "$first_fail" = none ] && first_fail=$rate
 done
 echo
 echo "highest rate with < 0.1% failed registrations (and >= 95% of target achieved): $best /s"
+echo "lowest rate that did not pass: $first_fail /s"
 echo "store (sled) after the run: $(du -sh "$WORK/data" | cut -f1) for $USERS subscribers and their bindings"
