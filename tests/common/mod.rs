@@ -431,26 +431,25 @@ impl Sipveil {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn sipveil cli");
-        let mut out = child.stdout.take().expect("stdout");
-        let mut err = child.stderr.take().expect("stderr");
-        let reader = std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = io::Read::read_to_end(&mut err, &mut v);
-            v
-        });
-        let mut stdout = Vec::new();
-        let _ = io::Read::read_to_end(&mut out, &mut stdout);
-        let status = match wait_timeout(&mut child, Duration::from_secs(30)) {
-            Some(s) => s,
-            None => {
-                kill_and_reap(&mut child);
-                panic!("sipveil {args:?} did not finish within 30 s");
-            }
+        // Both pipes are drained on threads so the bound holds even if the
+        // process hangs with its pipes open.
+        let drain = |mut r: Box<dyn io::Read + Send>| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = r.read_to_end(&mut v);
+                v
+            })
+        };
+        let out = drain(Box::new(child.stdout.take().expect("stdout")));
+        let err = drain(Box::new(child.stderr.take().expect("stderr")));
+        let Some(status) = wait_timeout(&mut child, Duration::from_secs(30)) else {
+            kill_and_reap(&mut child);
+            panic!("sipveil {args:?} did not finish within 30 s");
         };
         std::process::Output {
             status,
-            stdout,
-            stderr: reader.join().unwrap_or_default(),
+            stdout: out.join().unwrap_or_default(),
+            stderr: err.join().unwrap_or_default(),
         }
     }
 
