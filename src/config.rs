@@ -320,6 +320,14 @@ pub struct Registrar {
     pub default_expires: u32,
     /// Interval of keep-alives to NATed bindings; `None` sends none.
     pub nat_keepalive: Option<Duration>,
+    /// How long a digest nonce is accepted; older ones get a challenge with
+    /// `stale=true` (default 300 s).
+    pub nonce_ttl: Duration,
+    /// Digest algorithms challenged with, one challenge each in this order
+    /// (default MD5 then SHA-256: RFC 8760 lets the server order by preference,
+    /// and clients such as SIPp 3.6 read only the first challenge). Clients that
+    /// fail on any unknown algorithm (baresip 1.0 / libre 1.x) need `["MD5"]`.
+    pub digest_algorithms: Vec<crate::registrar::digest::Algorithm>,
 }
 
 /// `[policy]`: where boundary policy files live.
@@ -809,6 +817,12 @@ fn default_max_expires() -> u32 {
 fn default_default_expires() -> u32 {
     3600
 }
+fn default_nonce_ttl() -> u64 {
+    crate::registrar::digest::DEFAULT_NONCE_TTL.as_secs()
+}
+fn default_digest_algorithms() -> Vec<String> {
+    vec!["MD5".into(), "SHA-256".into()]
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -824,6 +838,10 @@ struct RawRegistrar {
     #[serde(default = "default_default_expires")]
     default_expires: u32,
     nat_keepalive: Option<u64>,
+    #[serde(default = "default_nonce_ttl")]
+    nonce_ttl: u64,
+    #[serde(default = "default_digest_algorithms")]
+    digest_algorithms: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -1103,6 +1121,36 @@ fn validate(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<Problem>> {
                     .into(),
             );
         }
+        if r.nonce_ttl == 0 {
+            p.add(
+                &[K("registrar"), K("nonce_ttl")],
+                "[registrar] nonce_ttl must be at least 1 second".into(),
+            );
+        }
+        let mut digest_algorithms = Vec::new();
+        for a in &r.digest_algorithms {
+            match crate::registrar::digest::Algorithm::parse(a) {
+                Some((alg, false)) if !digest_algorithms.contains(&alg) => {
+                    digest_algorithms.push(alg)
+                }
+                Some((_, false)) => p.add(
+                    &[K("registrar"), K("digest_algorithms")],
+                    format!("[registrar] digest_algorithms names \"{a}\" twice"),
+                ),
+                _ => p.add(
+                    &[K("registrar"), K("digest_algorithms")],
+                    format!(
+                        "[registrar] digest_algorithms: \"{a}\" is not one of \"MD5\", \"SHA-256\""
+                    ),
+                ),
+            }
+        }
+        if r.digest_algorithms.is_empty() {
+            p.add(
+                &[K("registrar"), K("digest_algorithms")],
+                "[registrar] digest_algorithms must name at least one algorithm".into(),
+            );
+        }
         Registrar {
             domain: r.domain.clone(),
             interface: r.interface.clone(),
@@ -1111,6 +1159,8 @@ fn validate(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<Problem>> {
             max_expires: r.max_expires,
             default_expires: r.default_expires,
             nat_keepalive: r.nat_keepalive.filter(|&s| s > 0).map(Duration::from_secs),
+            nonce_ttl: Duration::from_secs(r.nonce_ttl.max(1)),
+            digest_algorithms,
         }
     });
 
@@ -1575,6 +1625,40 @@ egress = "access"
         let r = c.registrar.unwrap();
         assert!(!r.auth);
         assert_eq!(r.nat_keepalive, Some(Duration::from_secs(25)));
+        assert_eq!(r.nonce_ttl, Duration::from_secs(300));
+        let c = parse(&GOOD.replace(
+            "interface = \"access\"\n",
+            "interface = \"access\"\nnonce_ttl = 5\n",
+        ))
+        .unwrap();
+        assert_eq!(c.registrar.unwrap().nonce_ttl, Duration::from_secs(5));
+        let e = err(&GOOD.replace(
+            "interface = \"access\"\n",
+            "interface = \"access\"\nnonce_ttl = 0\n",
+        ));
+        assert!(e.contains("nonce_ttl must be at least 1"), "{e}");
+        use crate::registrar::digest::Algorithm;
+        let reg = |extra: &str| {
+            GOOD.replace(
+                "interface = \"access\"\n",
+                &format!("interface = \"access\"\n{extra}\n"),
+            )
+        };
+        assert_eq!(
+            parse(GOOD).unwrap().registrar.unwrap().digest_algorithms,
+            [Algorithm::Md5, Algorithm::Sha256]
+        );
+        let c = parse(&reg("digest_algorithms = [\"sha-256\"]")).unwrap();
+        assert_eq!(c.registrar.unwrap().digest_algorithms, [Algorithm::Sha256]);
+        for (bad, why) in [
+            ("digest_algorithms = []", "at least one"),
+            ("digest_algorithms = [\"MD5\", \"md5\"]", "twice"),
+            ("digest_algorithms = [\"MD5-sess\"]", "is not one of"),
+            ("digest_algorithms = [\"SHA-512\"]", "is not one of"),
+        ] {
+            let e = err(&reg(bad));
+            assert!(e.contains(why), "{bad}: {e}");
+        }
         let no_reg = GOOD.replace(
             "[registrar]\ndomain = \"example.test\"\ninterface = \"access\"\n",
             "",

@@ -425,6 +425,8 @@ pub fn from_config(cfg: &crate::config::Config) -> anyhow::Result<RuntimeConfig>
                     ..Default::default()
                 },
                 nat_keepalive: r.nat_keepalive,
+                nonce_ttl: r.nonce_ttl,
+                algorithms: r.digest_algorithms.clone(),
             }),
         },
     })

@@ -205,12 +205,24 @@ impl DigestAuth {
     /// supports), both with the same fresh nonce and `qop="auth"`. `stale` adds
     /// `stale=true`, telling the client its password was right but the nonce old.
     pub fn challenge(&self, realm: &str, stale: bool, now: SystemTime) -> Vec<String> {
+        self.challenge_with(realm, stale, now, &[Algorithm::Sha256, Algorithm::Md5])
+    }
+
+    /// Like [`DigestAuth::challenge`], with one challenge per algorithm of `algs`
+    /// in that order (the operator's choice: some clients give up on the whole
+    /// response when any challenge names an algorithm they do not know).
+    pub fn challenge_with(
+        &self,
+        realm: &str,
+        stale: bool,
+        now: SystemTime,
+        algs: &[Algorithm],
+    ) -> Vec<String> {
         let salt = getrandom::u64().unwrap_or_else(|_| fastrand::u64(..));
         let nonce = self.nonce_at(realm, unix_ms(now), salt);
         let realm = quote(realm);
         let stale = if stale { ", stale=true" } else { "" };
-        [Algorithm::Sha256, Algorithm::Md5]
-            .iter()
+        algs.iter()
             .map(|alg| {
                 format!(
                     "Digest realm={realm}, nonce=\"{nonce}\", algorithm={}, qop=\"auth\"{stale}",

@@ -4,14 +4,18 @@
 //! - tool discovery with the SKIP/require rule (`require_sipp`);
 //! - scratch directories that survive a failing test for inspection (`TempDir`);
 //! - a sipveil config writer and a running sipveil that is ready when it has
-//!   answered an OPTIONS, killed by PID on drop and restartable (`Sipveil`);
+//!   answered an OPTIONS, killed by PID on drop and restartable (`Sipveil`;
+//!   `configure` + `cli` + `launch` prepare the store before the start);
 //! - bounded SIPp runs with parsed statistics (`Sipp`, `SippResult`);
-//! - a topology-leak checker over SIPp `-trace_msg` files (`check_leaks`).
+//! - a topology-leak checker over SIPp `-trace_msg` files (`check_leaks`);
+//! - a small Rust SIP user agent over UDP with its own digest code (`ua`).
 //!
 //! Every process started here is stopped by its PID (SIGKILL via
 //! `Child::kill`) when its owner is dropped, also when a test panics.
 
 #![allow(dead_code)]
+
+pub mod ua;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -370,28 +374,94 @@ impl Sipveil {
     /// interface with a UDP listener answers an OPTIONS. Panics (with the tail
     /// of sipveil's log) if it exits or stays silent.
     pub fn start(dir: &Path, interfaces: &[Interface], routes: &[Route]) -> Sipveil {
+        let mut s = Sipveil::configure(dir, interfaces, routes, "");
+        s.launch();
+        s
+    }
+
+    /// Writes the config into `dir` (with `extra` TOML appended, e.g. a
+    /// `[registrar]` section) and creates the data_dir, without starting
+    /// sipveil: `cli` can prepare the store first, then `launch`.
+    pub fn configure(
+        dir: &Path,
+        interfaces: &[Interface],
+        routes: &[Route],
+        extra: &str,
+    ) -> Sipveil {
         let data_dir = dir.join("data");
         fs::create_dir_all(&data_dir).expect("create data_dir");
         let config_path = dir.join("sipveil.toml");
-        fs::write(
-            &config_path,
-            config_toml("test-edge", &data_dir, interfaces, routes),
-        )
-        .expect("write sipveil config");
+        let mut text = config_toml("test-edge", &data_dir, interfaces, routes);
+        if !extra.is_empty() {
+            text.push('\n');
+            text.push_str(extra);
+        }
+        fs::write(&config_path, text).expect("write sipveil config");
         let probe = interfaces
             .iter()
             .find_map(|i| i.udp)
             .expect("an interface with a UDP listener to probe");
-        let mut s = Sipveil {
+        Sipveil {
             child: None,
             config_path,
             data_dir,
             dir: dir.to_path_buf(),
             probe,
             starts: 0,
+        }
+    }
+
+    /// Starts the configured sipveil and waits until it answers OPTIONS.
+    pub fn launch(&mut self) {
+        assert!(self.child.is_none(), "sipveil is already running");
+        self.spawn_and_wait();
+    }
+
+    /// Runs `sipveil ARGS --config <this config>` to its end (bounded to 30 s)
+    /// and returns its output; e.g. `["subscriber", "add", "alice@example.test",
+    /// "--password", "pw"]`.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut child = Command::new(Self::binary())
+            .args(args)
+            .arg("--config")
+            .arg(&self.config_path)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sipveil cli");
+        // Both pipes are drained on threads so the bound holds even if the
+        // process hangs with its pipes open.
+        let drain = |mut r: Box<dyn io::Read + Send>| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = r.read_to_end(&mut v);
+                v
+            })
         };
-        s.spawn_and_wait();
-        s
+        let out = drain(Box::new(child.stdout.take().expect("stdout")));
+        let err = drain(Box::new(child.stderr.take().expect("stderr")));
+        let Some(status) = wait_timeout(&mut child, Duration::from_secs(30)) else {
+            kill_and_reap(&mut child);
+            panic!("sipveil {args:?} did not finish within 30 s");
+        };
+        std::process::Output {
+            status,
+            stdout: out.join().unwrap_or_default(),
+            stderr: err.join().unwrap_or_default(),
+        }
+    }
+
+    /// `sipveil subscriber add AOR --password PW`; panics unless it succeeds.
+    pub fn add_subscriber(&self, aor: &str, password: &str) {
+        let o = self.cli(&["subscriber", "add", aor, "--password", password]);
+        assert!(
+            o.status.success(),
+            "subscriber add {aor}: {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 
     fn log_path(&self, n: u32) -> PathBuf {
@@ -472,6 +542,34 @@ impl Sipveil {
     /// until it answers OPTIONS (the restart test).
     pub fn restart(&mut self) {
         self.kill();
+        self.spawn_and_wait();
+    }
+
+    /// SIGTERM by PID (`kill -TERM <pid>`) and wait up to `limit` for the
+    /// process to exit; SIGKILL if it does not. Returns its exit status, `None`
+    /// when it had to be killed.
+    pub fn terminate(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let status = wait_timeout(&mut child, limit);
+        if status.is_none() {
+            kill_and_reap(&mut child);
+        }
+        status
+    }
+
+    /// SIGTERM (see `terminate`), then start again with the same config and
+    /// data_dir. Panics if it did not exit cleanly within 10 s.
+    pub fn restart_graceful(&mut self) {
+        let status = self.terminate(Duration::from_secs(10));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "sipveil did not exit cleanly on SIGTERM ({status:?}):\n{}",
+            self.log_tail(3000)
+        );
         self.spawn_and_wait();
     }
 
@@ -719,6 +817,15 @@ impl Sipp {
     pub fn timeout(mut self, t: Duration) -> Sipp {
         self.timeout = t;
         self
+    }
+    /// `-s`: the user part SIPp puts into `[service]`.
+    pub fn service(mut self, user: &str) -> Sipp {
+        self.service = user.to_string();
+        self
+    }
+    /// `-au USER -ap PASSWORD`: credentials for `[authentication]`.
+    pub fn credentials(self, user: &str, password: &str) -> Sipp {
+        self.arg("-au").arg(user).arg("-ap").arg(password)
     }
     pub fn arg(mut self, a: &str) -> Sipp {
         self.extra.push(a.to_string());

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::{now_unix, Engine, Output, Target};
 use crate::dialog::crossing::PRODUCT;
 use crate::dialog::leg::{new_branch, new_tag};
-use crate::registrar::digest::{AuthResult, DigestAuth};
+use crate::registrar::digest::{Algorithm, AuthResult, DigestAuth};
 use crate::registrar::location::{aor_of, KeepAlive, Location, RegistrarLimits};
 use crate::registrar::AuthContext;
 use crate::sip::{HeaderName, Method, SipMessage, Uri};
@@ -26,6 +26,11 @@ pub struct RegistrarConfig {
     pub limits: RegistrarLimits,
     /// Interval of keep-alives toward NATed bindings.
     pub nat_keepalive: Option<Duration>,
+    /// Lifetime of digest nonces.
+    pub nonce_ttl: Duration,
+    /// Algorithms offered in challenges, one challenge each, in this order;
+    /// credentials computed with any other are refused.
+    pub algorithms: Vec<Algorithm>,
 }
 
 /// Run-time state of the registrar.
@@ -65,7 +70,7 @@ impl Engine {
             );
         }
         self.out.extend(summary.outputs);
-        let digest = auth.digest_auth();
+        let digest = auth.digest_auth().with_nonce_ttl(cfg.nonce_ttl);
         self.registrar = Some(Registrar {
             cfg,
             auth,
@@ -116,6 +121,15 @@ impl Engine {
         let result = match creds_value {
             None => None,
             Some(Err(_)) => Some(AuthResult::Malformed("unparseable credentials")),
+            Some(Ok(d))
+                if !reg.cfg.algorithms.contains(
+                    &d.get("algorithm")
+                        .and_then(|a| Algorithm::parse(&a))
+                        .map_or(Algorithm::Md5, |(alg, _)| alg),
+                ) =>
+            {
+                Some(AuthResult::Malformed("algorithm not offered"))
+            }
             Some(Ok(d)) => {
                 let subs = reg.auth.subscribers.clone();
                 let domain = reg.cfg.domain.clone();
@@ -168,12 +182,9 @@ impl Engine {
         let Some(reg) = self.registrar.as_ref() else {
             return;
         };
-        let mut values = reg.digest.challenge(&realm, stale, SystemTime::now());
-        // MD5 first: RFC 8760 lets the UAS order challenges by preference, and
-        // widely deployed clients (SIPp 3.6 among them) read only the first
-        // WWW-Authenticate and fail on SHA-256. SHA-256 stays on offer for
-        // clients that look at every challenge.
-        values.reverse();
+        let values =
+            reg.digest
+                .challenge_with(&realm, stale, SystemTime::now(), &reg.cfg.algorithms);
         let (code, reason, name) = if proxy {
             (
                 407,
