@@ -18,6 +18,9 @@ use toml_edit::{ArrayOfTables, ImDocument, Item, TableLike, Value};
 
 use crate::sip;
 
+// `[admission]` and the `allow` / `rate` keys of `[[interface]]`.
+mod admission;
+
 // ---------------------------------------------------------------------------
 // Public, validated configuration
 // ---------------------------------------------------------------------------
@@ -43,6 +46,9 @@ pub struct Config {
     pub limits: sip::Limits,
     /// `[timers]`: RFC 3261 timer bases and the ring timeout.
     pub timers: Timers,
+    /// `[admission]`: the admission pipeline (sanity, scanner, flood, rate,
+    /// brute-force and overload defences) and the TCP connection bounds.
+    pub admission: crate::admission::AdmissionConfig,
 }
 
 /// `[node]`: who this process is and where it keeps its store.
@@ -167,6 +173,12 @@ pub struct Interface {
     pub advertise: Option<HostAddr>,
     /// Whether identity headers arriving here are believed (RFC 3325 trust domain).
     pub trusted: bool,
+    /// `allow`: when not empty, out-of-dialog requests from sources outside these
+    /// networks are dropped on this interface (peers-only interfaces).
+    pub allow: Vec<ipnet::IpNet>,
+    /// `rate = { invite = .., register = .., other = .., *_burst = .. }`: this
+    /// interface's per-source budgets, replacing those of `[admission.rate]`.
+    pub rate: crate::admission::RateOverride,
 }
 
 impl Interface {
@@ -642,6 +654,7 @@ impl<'t> Locator<'t> {
         match path {
             [] => "the top level".to_string(),
             [Seg::Key(k)] => format!("[{k}]"),
+            [Seg::Key(k), Seg::Key(sub)] => format!("[{k}.{sub}]"),
             [Seg::Key(k), Seg::Index(i)] => {
                 let name = self
                     .doc
@@ -744,6 +757,8 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     timers: RawTimers,
+    #[serde(default)]
+    admission: admission::RawAdmission,
 }
 
 #[derive(Deserialize)]
@@ -762,6 +777,10 @@ struct RawInterface {
     advertise: Option<String>,
     #[serde(default)]
     trusted: bool,
+    #[serde(default)]
+    allow: Vec<String>,
+    #[serde(default)]
+    rate: admission::RawRateOverride,
 }
 
 #[derive(Deserialize)]
@@ -1000,12 +1019,15 @@ fn validate(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<Problem>> {
                 }
             }
         }
+        let (allow, rate) = admission::interface(i, &here, &ri.allow, &ri.rate, &mut p);
         interfaces.push(Interface {
             name: ri.name.clone(),
             udp,
             tcp,
             advertise,
             trusted: ri.trusted,
+            allow,
+            rate,
         });
     }
     // Two listeners of one transport cannot share an address, nor a port when one
@@ -1203,6 +1225,9 @@ fn validate(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<Problem>> {
         ring_timeout: Duration::from_secs(t.ring_timeout),
     };
 
+    // [admission]
+    let admission = admission::validate(&raw.admission, &mut p);
+
     if !p.list.is_empty() {
         return Err(p.list);
     }
@@ -1221,6 +1246,7 @@ fn validate(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<Problem>> {
         admin,
         limits,
         timers,
+        admission,
     })
 }
 
