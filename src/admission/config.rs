@@ -320,3 +320,16 @@ pub struct IfacePolicy {
     /// override applied).
     pub rate: RateQuotas,
 }
+
+impl IfacePolicy {
+    /// The policy of every `[[interface]]` of a validated config, in order.
+    pub fn from_config(cfg: &crate::config::Config) -> Vec<IfacePolicy> {
+        cfg.interfaces
+            .iter()
+            .map(|i| IfacePolicy {
+                allow: i.allow.clone(),
+                rate: i.rate.apply(cfg.admission.rate.quotas),
+            })
+            .collect()
+    }
+}

@@ -192,8 +192,8 @@ impl Verdict {
     }
 
     /// The response a `Reply` verdict stands for, built from the request
-    /// (`make_response` + Retry-After); `None` for `Pass`, `Drop`, responses
-    /// and ACK, which are never answered.
+    /// (`make_response`, a fresh To tag, Retry-After); `None` for `Pass`,
+    /// `Drop`, responses and ACK, which are never answered.
     pub fn response_to(&self, req: &SipMessage) -> Option<SipMessage> {
         let Verdict::Reply {
             code,
@@ -207,6 +207,7 @@ impl Verdict {
             return None;
         }
         let mut r = req.make_response(*code, reason);
+        r.set_to_tag(&crate::dialog::leg::new_tag());
         if let Some(s) = retry_after {
             r.push(HeaderName::RetryAfter, &s.to_string());
         }

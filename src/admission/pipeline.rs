@@ -82,15 +82,7 @@ impl Admission {
 
     /// The pipeline of a validated config file.
     pub fn from_config(cfg: &crate::config::Config) -> Admission {
-        let ifaces: Vec<IfacePolicy> = cfg
-            .interfaces
-            .iter()
-            .map(|i| IfacePolicy {
-                allow: i.allow.clone(),
-                rate: i.rate.apply(cfg.admission.rate.quotas),
-            })
-            .collect();
-        Admission::new(&cfg.admission, &ifaces)
+        Admission::new(&cfg.admission, &IfacePolicy::from_config(cfg))
     }
 
     /// The verdict on one parsed message (every layer, in order).

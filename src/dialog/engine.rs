@@ -420,6 +420,11 @@ impl Engine {
         self.calls.len()
     }
 
+    /// Number of transactions in progress (admission's overload bound).
+    pub fn transaction_count(&self) -> usize {
+        self.tl.len()
+    }
+
     /// Entries in the engine's tables (calls, tags, INVITE server transactions
     /// of calls, client roles, stored requests, ring timers), to test that nothing
     /// outlives its call.

@@ -15,7 +15,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::admission::{AdmissionMetrics, TcpConfig};
-use crate::sip::{Limits, ParseError, SipMessage};
+use crate::sip::{ErrorKind, Limits, ParseError, SipMessage};
 
 pub use crate::transaction::{Peer, Transport};
 
@@ -235,9 +235,22 @@ async fn udp_loop(sender: Sender, iface: usize, sock: Arc<UdpSocket>) {
             iface,
             conn: None,
         };
-        let ev = match SipMessage::parse_datagram(data, &limits) {
-            Ok(msg) => Inbound::Message { msg, peer },
-            Err(err) => Inbound::Malformed { err, peer },
+        let parsed = SipMessage::parse_datagram(data, &limits);
+        let ev = if n > limits.max_message_size {
+            // The datagram filled the buffer, so it was cut: whatever the parser
+            // found missing, the fault is its size (413), not its Content-Length.
+            let partial = match parsed {
+                Ok(msg) => Some(Box::new(msg)),
+                Err(e) => e.partial,
+            };
+            let mut err = ParseError::new(ErrorKind::TooLarge, "message too large");
+            err.partial = partial;
+            Inbound::Malformed { err, peer }
+        } else {
+            match parsed {
+                Ok(msg) => Inbound::Message { msg, peer },
+                Err(err) => Inbound::Malformed { err, peer },
+            }
         };
         sender.deliver(ev).await;
     }

@@ -345,6 +345,14 @@ pub fn edge_config(
 // A running sipveil
 // ---------------------------------------------------------------------------
 
+/// What `Sipveil::start` adds to the config: the functional suites drive
+/// sipveil with SIPp at up to 100 calls/s from one loopback address, far above
+/// the per-source budgets and flood threshold that are safe for a public
+/// interface, so their load generators are declared exempt peers (as an
+/// operator declares a trunk). tests/flood.rs runs the defaults through
+/// `Sipveil::start_with`.
+pub const LOAD_GENERATORS_EXEMPT: &str = "[admission]\nexempt = [\"127.0.0.0/8\"]\n";
+
 /// How long sipveil gets to answer its first OPTIONS.
 pub const SIPVEIL_READY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -370,14 +378,24 @@ impl Sipveil {
     /// interface with a UDP listener answers an OPTIONS. Panics (with the tail
     /// of sipveil's log) if it exits or stays silent.
     pub fn start(dir: &Path, interfaces: &[Interface], routes: &[Route]) -> Sipveil {
+        Self::start_with(dir, interfaces, routes, LOAD_GENERATORS_EXEMPT)
+    }
+
+    /// `start` with `extra` TOML (whole sections, e.g. `[admission.flood]`)
+    /// appended to the generated config.
+    pub fn start_with(
+        dir: &Path,
+        interfaces: &[Interface],
+        routes: &[Route],
+        extra: &str,
+    ) -> Sipveil {
         let data_dir = dir.join("data");
         fs::create_dir_all(&data_dir).expect("create data_dir");
         let config_path = dir.join("sipveil.toml");
-        fs::write(
-            &config_path,
-            config_toml("test-edge", &data_dir, interfaces, routes),
-        )
-        .expect("write sipveil config");
+        let mut text = config_toml("test-edge", &data_dir, interfaces, routes);
+        text.push('\n');
+        text.push_str(extra);
+        fs::write(&config_path, text).expect("write sipveil config");
         let probe = interfaces
             .iter()
             .find_map(|i| i.udp)
