@@ -228,6 +228,13 @@ async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
             }
         }
         engine.poll(Instant::now());
+        for e in engine.drain_auth_events() {
+            if e.ok {
+                admission.auth_succeeded(e.source, &e.user, Instant::now());
+            } else {
+                admission.auth_failed(e.source, &e.user, Instant::now());
+            }
+        }
         engine.drain_outputs_into(&mut outs);
         for o in outs.drain(..) {
             match o {

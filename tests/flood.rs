@@ -322,3 +322,100 @@ fn overload_refuses_new_calls_with_retry_after_while_established_calls_end() {
     assert_eq!(a.stats.successful + a.stats.failed, u64::from(calls));
     drop(sbc);
 }
+
+#[test]
+fn password_guessing_bans_the_guesser_while_the_subscriber_still_registers() {
+    let net = Net(49);
+    let extra = "[registrar]\ndomain = \"example.test\"\ninterface = \"access\"\n\n\
+                 [admission.auth]\nsource_failures = 5\n";
+    let Some((dir, sbc)) = start("password_guessing", net, extra) else {
+        return;
+    };
+    let add = std::process::Command::new(Sipveil::binary())
+        .args([
+            "subscriber",
+            "add",
+            "alice@example.test",
+            "--password",
+            "right-pw",
+        ])
+        .arg("--config")
+        .arg(&sbc.config_path)
+        .output()
+        .expect("run sipveil subscriber add");
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+
+    // 8 guesses: the first 5 get 403, then the guesser hears nothing more.
+    let guesses = 8;
+    let guesser = Sipp::uac(
+        "guesser",
+        "uac_register_auth.xml",
+        net.addr(66, 5062),
+        net.access(),
+        guesses,
+    )
+    .rate(4)
+    .arg("-au")
+    .arg("alice")
+    .arg("-ap")
+    .arg("wrong-pw")
+    .arg("-recv_timeout")
+    .arg("3000")
+    .timeout(Duration::from_secs(30));
+    let guesser = Sipp {
+        service: "alice".into(),
+        ..guesser
+    };
+    let g = guesser.run(dir.path());
+    // Calls answered 403 (a retransmitted REGISTER gets the 403 again).
+    let forbidden = g
+        .messages()
+        .iter()
+        .filter(|m| m.direction == Direction::Received && m.start_line.starts_with("SIP/2.0 403"))
+        .filter_map(|m| m.header_values("Call-ID").next().map(str::to_string))
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    println!(
+        "guesser: {} attempts, {} answered 403, {} failed",
+        g.stats.created, forbidden, g.stats.failed
+    );
+    assert_eq!(forbidden, 5, "{}", g.summary(guesses.into()));
+    assert_eq!(g.stats.successful, 0);
+    let log = sbc.log_tail(usize::MAX);
+    let guesser_ip = net.addr(66, 0).ip().to_string();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("auth ban started") && l.contains(&guesser_ip)),
+        "no auth ban of {guesser_ip}:\n{}",
+        sbc.log_tail(4000)
+    );
+
+    // The subscriber, from its own address, registers as usual.
+    let user = Sipp::uac(
+        "user",
+        "uac_register_auth.xml",
+        net.addr(5, 5063),
+        net.access(),
+        1,
+    )
+    .arg("-au")
+    .arg("alice")
+    .arg("-ap")
+    .arg("right-pw")
+    .timeout(Duration::from_secs(20));
+    let user = Sipp {
+        service: "alice".into(),
+        ..user
+    };
+    let u = user.run(dir.path());
+    assert!(
+        u.all_calls_ok(1),
+        "{}\n{}",
+        u.summary(1),
+        sbc.log_tail(4000)
+    );
+}

@@ -2,7 +2,7 @@
 
 mod register;
 
-pub use register::RegistrarConfig;
+pub use register::{AuthEvent, RegistrarConfig};
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -221,6 +221,8 @@ pub struct Engine {
     ring_timers: BTreeMap<(Instant, u64), ()>,
     out: Vec<Output>,
     registrar: Option<register::Registrar>,
+    /// Digest verdicts for admission's brute-force defence (issue 7).
+    auth_events: Vec<AuthEvent>,
 }
 
 fn now_unix() -> u64 {
@@ -412,6 +414,7 @@ impl Engine {
             ring_timers: BTreeMap::new(),
             out: Vec::with_capacity(16),
             registrar: None,
+            auth_events: Vec::new(),
         }
     }
 
@@ -423,6 +426,12 @@ impl Engine {
     /// Number of transactions in progress (admission's overload bound).
     pub fn transaction_count(&self) -> usize {
         self.tl.len()
+    }
+
+    /// Takes the digest verdicts since the last call, for admission's
+    /// brute-force defence (`Admission::auth_failed` / `auth_succeeded`).
+    pub fn drain_auth_events(&mut self) -> std::vec::Drain<'_, AuthEvent> {
+        self.auth_events.drain(..)
     }
 
     /// Entries in the engine's tables (calls, tags, INVITE server transactions
