@@ -268,9 +268,9 @@ struct Gate<'a> {
 }
 
 impl Gate<'_> {
-    /// Sends the stateless answer of a `Reply` verdict back to the packet's
-    /// source (not to the Via host: admission answers go to whoever sent the
-    /// packet, never reflected at a third party).
+    /// Sends the stateless answer of a `Reply` verdict as the core sends its
+    /// own (RFC 3261 §18.2.2 with RFC 3581): to the packet's source address,
+    /// never to the Via host, so it cannot be reflected at a third party.
     fn answer(
         &self,
         verdict: &Verdict,
@@ -278,7 +278,8 @@ impl Gate<'_> {
         peer: &crate::transport::Peer,
     ) {
         if let Some(resp) = verdict.response_to(req) {
-            self.sender.send(peer, bytes::Bytes::from(resp.to_bytes()));
+            let to = crate::dialog::response_peer(req, peer);
+            self.sender.send(&to, bytes::Bytes::from(resp.to_bytes()));
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod iface;
 pub mod leg;
 mod record;
 
+pub(crate) use engine::response_peer;
 pub use engine::{
     AuthEvent, Engine, EngineConfig, NextHop, Output, RegistrarConfig, Route, Target,
 };
