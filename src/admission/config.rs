@@ -10,8 +10,9 @@ use ipnet::IpNet;
 /// `[admission]`: the whole pipeline.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AdmissionConfig {
-    /// `enabled` (default true). Off, every message passes: for labs and
-    /// benchmarks only.
+    /// `enabled` (default true). Off, no limit acts (allow-lists, scanner,
+    /// flood, rate, brute-force, overload): for labs and benchmarks only. The
+    /// sanity checks still run: the core relies on them.
     pub enabled: bool,
     /// `exempt` (default none): sources never flood-banned, rate limited or
     /// auth-banned, e.g. a monitoring host or a peer on an untrusted interface.
@@ -22,7 +23,8 @@ pub struct AdmissionConfig {
     /// recently active are forgotten first. Bounds memory under spoofed floods.
     pub max_sources: usize,
     /// `log_lines_per_sec` (default 10): most log lines per second for each kind
-    /// of admission event; the rest are counted and reported on the next line.
+    /// of admission event; the rest are counted and reported on the next line
+    /// (0 silences them; the counters still count).
     pub log_lines_per_sec: u32,
     /// `[admission.sanity]`.
     pub sanity: SanityConfig,

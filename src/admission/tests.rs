@@ -83,7 +83,7 @@ fn a_clean_request_passes_and_is_counted() {
 }
 
 #[test]
-fn disabled_pipeline_passes_everything() {
+fn disabled_pipeline_keeps_only_sanity() {
     let cfg = AdmissionConfig {
         enabled: false,
         ..AdmissionConfig::default()
@@ -91,6 +91,13 @@ fn disabled_pipeline_passes_everything() {
     let mut adm = Admission::new(&cfg, &one_iface());
     let m = request("OPTIONS", false, "User-Agent: friendly-scanner\r\n");
     assert_eq!(adm.check(&admit(&m, src(1), Instant::now())), Verdict::Pass);
+    let bad = SipMessage::parse(
+        b"OPTIONS sip:x@example.test SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK-1\r\n\
+          From: <sip:a@example.test>;tag=1\r\nTo: <sip:x@example.test>\r\nCSeq: 1 OPTIONS\r\n\r\n",
+    )
+    .unwrap();
+    let v = adm.check(&admit(&bad, src(1), Instant::now()));
+    assert!(matches!(v, Verdict::Reply { code: 400, .. }), "{v:?}");
 }
 
 #[test]
