@@ -252,6 +252,9 @@ impl AuthGuard {
         }
         let wait = state.next_attempt.saturating_duration_since(now);
         AdmissionMetrics::bump(&self.metrics.auth_user_rejected);
+        if let Some(held) = self.log.allow(now) {
+            tracing::info!(source = %req.source, user = %user, suppressed = held, "admission: login for a slowed user refused with 503");
+        }
         let secs = u32::try_from(wait.as_secs())
             .unwrap_or(u32::MAX)
             .saturating_add(1);
