@@ -18,6 +18,9 @@ use toml_edit::{ArrayOfTables, ImDocument, Item, TableLike, Value};
 
 use crate::sip;
 
+// `[admission]` and the `allow` / `rate` keys of `[[interface]]`.
+mod admission;
+
 // ---------------------------------------------------------------------------
 // Public, validated configuration
 // ---------------------------------------------------------------------------
@@ -43,6 +46,9 @@ pub struct Config {
     pub limits: sip::Limits,
     /// `[timers]`: RFC 3261 timer bases and the ring timeout.
     pub timers: Timers,
+    /// `[admission]`: the admission pipeline (sanity, scanner, flood, rate,
+    /// brute-force and overload defences) and the TCP connection bounds.
+    pub admission: crate::admission::AdmissionConfig,
 }
 
 /// `[node]`: who this process is and where it keeps its store.
@@ -174,6 +180,12 @@ pub struct Interface {
     /// `identity_header` (default "pai"): which identity header this interface's
     /// peers understand, for legacy gateways that speak only Remote-Party-ID.
     pub identity_header: IdentityHeader,
+    /// `allow`: when not empty, out-of-dialog requests from sources outside these
+    /// networks are dropped on this interface (peers-only interfaces).
+    pub allow: Vec<ipnet::IpNet>,
+    /// `rate = { invite = .., register = .., other = .., *_burst = .. }`: this
+    /// interface's per-source budgets, replacing those of `[admission.rate]`.
+    pub rate: crate::admission::RateOverride,
 }
 
 /// Which identity header an interface's peers expect (`identity_header`).
@@ -671,6 +683,7 @@ impl<'t> Locator<'t> {
         match path {
             [] => "the top level".to_string(),
             [Seg::Key(k)] => format!("[{k}]"),
+            [Seg::Key(k), Seg::Key(sub)] => format!("[{k}.{sub}]"),
             [Seg::Key(k), Seg::Index(i)] => {
                 let name = self
                     .doc
@@ -773,6 +786,8 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     timers: RawTimers,
+    #[serde(default)]
+    admission: admission::RawAdmission,
 }
 
 #[derive(Deserialize)]
@@ -795,6 +810,10 @@ struct RawInterface {
     send_identity: bool,
     #[serde(default)]
     identity_header: IdentityHeader,
+    #[serde(default)]
+    allow: Vec<String>,
+    #[serde(default)]
+    rate: admission::RawRateOverride,
 }
 
 #[derive(Deserialize)]
@@ -1043,6 +1062,7 @@ fn validate(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<Problem>> {
                 }
             }
         }
+        let (allow, rate) = admission::interface(i, &here, &ri.allow, &ri.rate, &mut p);
         interfaces.push(Interface {
             name: ri.name.clone(),
             udp,
@@ -1051,6 +1071,8 @@ fn validate(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<Problem>> {
             trusted: ri.trusted,
             send_identity: ri.send_identity,
             identity_header: ri.identity_header,
+            allow,
+            rate,
         });
     }
     // Two listeners of one transport cannot share an address, nor a port when one
@@ -1280,6 +1302,9 @@ fn validate(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<Problem>> {
         ring_timeout: Duration::from_secs(t.ring_timeout),
     };
 
+    // [admission]
+    let admission = admission::validate(&raw.admission, &mut p);
+
     if !p.list.is_empty() {
         return Err(p.list);
     }
@@ -1298,6 +1323,7 @@ fn validate(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<Problem>> {
         admin,
         limits,
         timers,
+        admission,
     })
 }
 

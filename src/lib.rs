@@ -5,6 +5,7 @@
 //! `transport`, `store` and `runtime` are the shell that owns sockets, disk and time.
 
 pub mod admin;
+pub mod admission;
 pub mod config;
 pub mod dialog;
 pub mod policy;

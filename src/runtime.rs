@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use crate::admission::{Admission, AdmissionConfig, Admit, IfacePolicy, Verdict};
 use crate::dialog::{CallRecord, Engine, EngineConfig, Output};
 use crate::policy::PolicySet;
 use crate::sip::Limits;
@@ -33,6 +34,10 @@ pub struct RuntimeConfig {
     pub policy: Arc<PolicySet>,
     /// `[policy] dir`, read again on SIGHUP.
     pub policy_dir: PathBuf,
+    /// `[admission]`: the pipeline in front of the core, and TCP bounds.
+    pub admission: AdmissionConfig,
+    /// Per-interface allow-lists and budgets (same order as `engine.ifaces`).
+    pub admission_ifaces: Vec<IfacePolicy>,
 }
 
 /// Runs the SBC until SIGINT or SIGTERM. Signaling runs on one thread: listeners
@@ -196,7 +201,17 @@ async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
         .ok();
     let records = load_calls(store.as_ref());
     let (tx, mut rx) = mpsc::channel::<Inbound>(16 * 1024);
-    let sender = Sender::start(&rc.listen, rc.limits, tx).await?;
+    // Issue 7: admission in front of the core; it also counts TCP refusals.
+    let mut admission = Admission::new(&rc.admission, &rc.admission_ifaces);
+    let trusted: Vec<bool> = rc.engine.ifaces.iter().map(|i| i.trusted).collect();
+    let sender = Sender::start_with(
+        &rc.listen,
+        rc.limits,
+        rc.admission.tcp.clone(),
+        admission.metrics(),
+        tx,
+    )
+    .await?;
     for (i, f) in rc.engine.ifaces.iter().enumerate() {
         let spec = rc.listen.get(i);
         tracing::info!(
@@ -243,6 +258,9 @@ async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
+        // The engine changes only in this loop: its counts are current here.
+        admission.set_load(engine.transaction_count(), engine.call_count());
+        admission.tick(Instant::now());
         let deadline = engine
             .next_deadline()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
@@ -251,11 +269,12 @@ async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
             ev = rx.recv() => {
                 let Some(ev) = ev else { break };
                 let now = Instant::now();
-                handle(&mut engine, ev, now);
+                let mut gate = Gate { admission: &mut admission, trusted: &trusted, sender: &sender };
+                handle(&mut engine, &mut gate, ev, now);
                 // Take what else is queued before polling timers and flushing outputs.
                 for _ in 0..256 {
                     match rx.try_recv() {
-                        Ok(ev) => handle(&mut engine, ev, now),
+                        Ok(ev) => handle(&mut engine, &mut gate, ev, now),
                         Err(_) => break,
                     }
                 }
@@ -274,6 +293,13 @@ async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
             }
         }
         engine.poll(Instant::now());
+        for e in engine.drain_auth_events() {
+            if e.ok {
+                admission.auth_succeeded(e.source, &e.user, Instant::now());
+            } else {
+                admission.auth_failed(e.source, &e.user, Instant::now());
+            }
+        }
         engine.drain_outputs_into(&mut outs);
         for o in outs.drain(..) {
             match o {
@@ -303,15 +329,53 @@ async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn handle(engine: &mut Engine, ev: Inbound, now: Instant) {
+/// What `handle` needs besides the engine: the admission pipeline, which
+/// interfaces are trusted, and the sender for admission's own answers.
+struct Gate<'a> {
+    admission: &'a mut Admission,
+    trusted: &'a [bool],
+    sender: &'a Sender,
+}
+
+impl Gate<'_> {
+    /// Sends the stateless answer of a `Reply` verdict as the core sends its
+    /// own (RFC 3261 §18.2.2 with RFC 3581): to the packet's source address,
+    /// never to the Via host, so it cannot be reflected at a third party.
+    fn answer(
+        &self,
+        verdict: &Verdict,
+        req: &crate::sip::SipMessage,
+        peer: &crate::transport::Peer,
+    ) {
+        if let Some(resp) = verdict.response_to(req) {
+            let to = crate::dialog::response_peer(req, peer);
+            self.sender.send(&to, bytes::Bytes::from(resp.to_bytes()));
+        }
+    }
+}
+
+fn handle(engine: &mut Engine, gate: &mut Gate<'_>, ev: Inbound, now: Instant) {
+    let trusted = |iface: usize| gate.trusted.get(iface).copied().unwrap_or(false);
     match ev {
         Inbound::Message { msg, peer } => {
             if tracing::enabled!(tracing::Level::TRACE) {
                 tracing::trace!(from = %peer.addr, "recv:\n{}", String::from_utf8_lossy(&msg.to_bytes()));
             }
-            engine.on_message(msg, peer, now)
+            let req = Admit::new(&msg, peer.addr, peer.iface, trusted(peer.iface), now);
+            match gate.admission.check(&req) {
+                Verdict::Pass => engine.on_message(msg, peer, now),
+                verdict => gate.answer(&verdict, &msg, &peer),
+            }
         }
-        Inbound::Malformed { err, peer } => engine.on_malformed(err, peer),
+        Inbound::Malformed { err, peer } => {
+            let t = trusted(peer.iface);
+            let verdict = gate
+                .admission
+                .check_malformed(&err, peer.addr, peer.iface, t, now);
+            if let Some(partial) = err.partial.as_deref() {
+                gate.answer(&verdict, partial, &peer);
+            }
+        }
     }
 }
 
@@ -395,6 +459,8 @@ pub fn from_config(cfg: &crate::config::Config) -> anyhow::Result<RuntimeConfig>
     Ok(RuntimeConfig {
         policy: Arc::new(policy),
         policy_dir: cfg.policy.dir.clone(),
+        admission: cfg.admission.clone(),
+        admission_ifaces: IfacePolicy::from_config(cfg),
         engine: EngineConfig {
             ifaces,
             routes,

@@ -7,9 +7,12 @@ mod wire;
 
 use wire::*;
 
+/// Where responses to a request go, for the admission layer's stateless answers.
+pub(crate) use wire::response_peer as wire_response_peer;
+
 use crate::policy::Direction as PolicyDirection;
 
-pub use register::RegistrarConfig;
+pub use register::{AuthEvent, RegistrarConfig};
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -230,6 +233,8 @@ pub struct Engine {
     registrar: Option<register::Registrar>,
     /// Boundary policy in force; replaced whole on reload (SIGHUP).
     policy: std::sync::Arc<crate::policy::PolicySet>,
+    /// Digest verdicts for admission's brute-force defence (issue 7).
+    auth_events: Vec<AuthEvent>,
 }
 
 impl Engine {
@@ -249,6 +254,7 @@ impl Engine {
             out: Vec::with_capacity(16),
             registrar: None,
             policy: std::sync::Arc::default(),
+            auth_events: Vec::new(),
         }
     }
 
@@ -292,6 +298,17 @@ impl Engine {
     /// Number of calls in progress or established.
     pub fn call_count(&self) -> usize {
         self.calls.len()
+    }
+
+    /// Number of transactions in progress (admission's overload bound).
+    pub fn transaction_count(&self) -> usize {
+        self.tl.len()
+    }
+
+    /// Takes the digest verdicts since the last call, for admission's
+    /// brute-force defence (`Admission::auth_failed` / `auth_succeeded`).
+    pub fn drain_auth_events(&mut self) -> std::vec::Drain<'_, AuthEvent> {
+        self.auth_events.drain(..)
     }
 
     /// Entries in the engine's tables (calls, tags, INVITE server transactions

@@ -9,7 +9,10 @@ pub mod iface;
 pub mod leg;
 mod record;
 
-pub use engine::{Engine, EngineConfig, NextHop, Output, RegistrarConfig, Route, Target};
+pub(crate) use engine::wire_response_peer as response_peer;
+pub use engine::{
+    AuthEvent, Engine, EngineConfig, NextHop, Output, RegistrarConfig, Route, Target,
+};
 pub use iface::IfaceInfo;
 pub use leg::{Leg, Side};
 pub use record::CallRecord;

@@ -14,7 +14,8 @@ use bytes::Bytes;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::sip::{Limits, ParseError, SipMessage};
+use crate::admission::{AdmissionMetrics, TcpConfig};
+use crate::sip::{ErrorKind, Limits, ParseError, SipMessage};
 
 pub use crate::transaction::{Peer, Transport};
 
@@ -56,13 +57,20 @@ struct SenderInner {
     next_conn: AtomicU64,
     inbound: mpsc::Sender<Inbound>,
     limits: Limits,
+    /// Bounds on inbound TCP connections and their timeouts (issue 7).
+    tcp: TcpConfig,
+    /// Where refused and slow connections are counted.
+    metrics: Arc<AdmissionMetrics>,
 }
 
-/// Open TCP connections: by id, and by (interface, remote address) for reuse.
+/// Open TCP connections: by id, and by (interface, remote address) for reuse;
+/// and how many inbound ones there are, per source IP and in all.
 #[derive(Default)]
 struct ConnTable {
     by_id: HashMap<u64, mpsc::UnboundedSender<Bytes>>,
     by_remote: HashMap<(usize, SocketAddr), u64>,
+    inbound_by_ip: HashMap<std::net::IpAddr, usize>,
+    inbound_total: usize,
 }
 
 /// Listen addresses of one interface, in config order.
@@ -80,6 +88,19 @@ impl Sender {
     pub async fn start(
         specs: &[ListenSpec],
         limits: Limits,
+        inbound: mpsc::Sender<Inbound>,
+    ) -> std::io::Result<Sender> {
+        let metrics = Arc::new(AdmissionMetrics::default());
+        Self::start_with(specs, limits, TcpConfig::default(), metrics, inbound).await
+    }
+
+    /// [`Sender::start`] with explicit TCP bounds (`[admission.tcp]`), counting
+    /// refused and slow connections in `metrics`.
+    pub async fn start_with(
+        specs: &[ListenSpec],
+        limits: Limits,
+        tcp: TcpConfig,
+        metrics: Arc<AdmissionMetrics>,
         inbound: mpsc::Sender<Inbound>,
     ) -> std::io::Result<Sender> {
         let mut ifaces = Vec::with_capacity(specs.len());
@@ -109,6 +130,8 @@ impl Sender {
                 next_conn: AtomicU64::new(1),
                 inbound,
                 limits,
+                tcp,
+                metrics,
             }),
         };
         for (i, iface) in sender.inner.ifaces.iter().enumerate() {
@@ -212,9 +235,22 @@ async fn udp_loop(sender: Sender, iface: usize, sock: Arc<UdpSocket>) {
             iface,
             conn: None,
         };
-        let ev = match SipMessage::parse_datagram(data, &limits) {
-            Ok(msg) => Inbound::Message { msg, peer },
-            Err(err) => Inbound::Malformed { err, peer },
+        let parsed = SipMessage::parse_datagram(data, &limits);
+        let ev = if n > limits.max_message_size {
+            // The datagram filled the buffer, so it was cut: whatever the parser
+            // found missing, the fault is its size (413), not its Content-Length.
+            let partial = match parsed {
+                Ok(msg) => Some(Box::new(msg)),
+                Err(e) => e.partial,
+            };
+            let mut err = ParseError::new(ErrorKind::TooLarge, "message too large");
+            err.partial = partial;
+            Inbound::Malformed { err, peer }
+        } else {
+            match parsed {
+                Ok(msg) => Inbound::Message { msg, peer },
+                Err(err) => Inbound::Malformed { err, peer },
+            }
         };
         sender.deliver(ev).await;
     }

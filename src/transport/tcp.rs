@@ -1,7 +1,14 @@
 //! TCP: one reader and one writer task per connection; connections are reused in
 //! both directions (RFC 5923 spirit) and idle or stalled ones are closed.
+//!
+//! Hostile peers (issue 7): inbound connections are bounded per source IP and in
+//! all (`[admission.tcp]`); one over either bound is closed as soon as it is
+//! accepted. A message must arrive whole within `message_timeout` of its first
+//! byte however its bytes trickle in (a deadline per message, not per read, so
+//! slowloris trickling cannot hold a connection), and a connection with no
+//! complete message or keep-alive for `idle_timeout` is closed.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,20 +17,76 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 
 use super::{Inbound, Peer, Sender, Transport};
+use crate::admission::AdmissionMetrics;
 use crate::sip::{Frame, StreamFramer};
 
-/// A connection with no complete message for this long is closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-/// A message that started must complete within this long (slow senders).
-const PARTIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// A place among the inbound connections, given back when the connection ends.
+struct ConnSlot {
+    sender: Sender,
+    ip: IpAddr,
+}
+
+impl ConnSlot {
+    /// Takes a place for a connection from `ip`, or says which bound is full.
+    fn take(sender: &Sender, ip: IpAddr) -> Result<ConnSlot, &'static str> {
+        let cfg = &sender.inner.tcp;
+        let Ok(mut t) = sender.inner.conns.lock() else {
+            return Err("connection table unavailable");
+        };
+        if t.inbound_total >= cfg.max_connections {
+            return Err("total connection limit");
+        }
+        let n = t.inbound_by_ip.entry(ip).or_insert(0);
+        if *n >= cfg.max_per_source {
+            return Err("per-source connection limit");
+        }
+        *n += 1;
+        t.inbound_total += 1;
+        Ok(ConnSlot {
+            sender: sender.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        if let Ok(mut t) = self.sender.inner.conns.lock() {
+            t.inbound_total = t.inbound_total.saturating_sub(1);
+            if let Some(n) = t.inbound_by_ip.get_mut(&self.ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    t.inbound_by_ip.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
 
 pub(super) async fn accept_loop(sender: Sender, iface: usize, listener: TcpListener) {
+    // One warning per second at most: a connection flood must not flood the log.
+    let mut last_warn: Option<tokio::time::Instant> = None;
+    let mut held = 0u64;
     loop {
         match listener.accept().await {
-            Ok((stream, remote)) => {
-                let _ = stream.set_nodelay(true);
-                start_conn(&sender, iface, stream, remote);
-            }
+            Ok((stream, remote)) => match ConnSlot::take(&sender, remote.ip()) {
+                Ok(slot) => {
+                    let _ = stream.set_nodelay(true);
+                    start_conn(&sender, iface, stream, remote, slot);
+                }
+                Err(why) => {
+                    drop(stream);
+                    AdmissionMetrics::bump(&sender.inner.metrics.tcp_refused);
+                    let now = tokio::time::Instant::now();
+                    if last_warn.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+                        tracing::warn!(%remote, reason = why, suppressed = held, "tcp connection refused");
+                        last_warn = Some(now);
+                        held = 0;
+                    } else {
+                        held += 1;
+                    }
+                }
+            },
             Err(e) => {
                 tracing::warn!("tcp accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -55,7 +118,13 @@ fn unregister(sender: &Sender, iface: usize, remote: SocketAddr, id: u64) {
     }
 }
 
-fn start_conn(sender: &Sender, iface: usize, stream: TcpStream, remote: SocketAddr) -> u64 {
+fn start_conn(
+    sender: &Sender,
+    iface: usize,
+    stream: TcpStream,
+    remote: SocketAddr,
+    slot: ConnSlot,
+) -> u64 {
     let (id, rx) = register(sender, iface, remote);
     let (rd, wr) = stream.into_split();
     tokio::spawn(writer(wr, rx));
@@ -63,6 +132,7 @@ fn start_conn(sender: &Sender, iface: usize, stream: TcpStream, remote: SocketAd
     tokio::spawn(async move {
         reader(&s, iface, id, rd, remote).await;
         unregister(&s, iface, remote, id);
+        drop(slot);
     });
     id
 }
@@ -90,17 +160,30 @@ async fn reader(
         iface,
         conn: Some(id),
     };
+    let (idle, per_message) = (
+        sender.inner.tcp.idle_timeout,
+        sender.inner.tcp.message_timeout,
+    );
+    let mut idle_deadline = tokio::time::Instant::now() + idle;
+    // Set when a message's first byte arrives; reads do not move it.
+    let mut message_deadline: Option<tokio::time::Instant> = None;
     loop {
-        let wait = if framer.buffered() > 0 {
-            PARTIAL_TIMEOUT
+        let deadline = if framer.buffered() > 0 {
+            *message_deadline.get_or_insert_with(|| tokio::time::Instant::now() + per_message)
         } else {
-            IDLE_TIMEOUT
+            message_deadline = None;
+            idle_deadline
         };
-        let n = match tokio::time::timeout(wait, rd.read(&mut buf)).await {
+        let n = match tokio::time::timeout_at(deadline, rd.read(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) => return,
             Ok(Ok(n)) => n,
             Err(_) => {
-                tracing::debug!(%remote, "tcp connection timed out; closing");
+                if message_deadline.is_some() {
+                    AdmissionMetrics::bump(&sender.inner.metrics.tcp_slow_closed);
+                    tracing::debug!(%remote, "tcp message not complete in time; closing");
+                } else {
+                    tracing::debug!(%remote, "tcp connection idle; closing");
+                }
                 return;
             }
         };
@@ -108,16 +191,23 @@ async fn reader(
         loop {
             match framer.next_frame() {
                 Ok(None) => break,
-                Ok(Some(Frame::Message(msg))) => {
-                    sender
-                        .deliver(Inbound::Message {
-                            msg,
-                            peer: peer.clone(),
-                        })
-                        .await
+                Ok(Some(frame)) => {
+                    // A complete frame: the next message gets its own deadline.
+                    message_deadline = None;
+                    idle_deadline = tokio::time::Instant::now() + idle;
+                    match frame {
+                        Frame::Message(msg) => {
+                            sender
+                                .deliver(Inbound::Message {
+                                    msg,
+                                    peer: peer.clone(),
+                                })
+                                .await
+                        }
+                        Frame::Ping => sender.send(&peer, Bytes::from_static(b"\r\n")),
+                        Frame::Pong => {}
+                    }
                 }
-                Ok(Some(Frame::Ping)) => sender.send(&peer, Bytes::from_static(b"\r\n")),
-                Ok(Some(Frame::Pong)) => {}
                 Err(err) => {
                     sender
                         .deliver(Inbound::Malformed {
@@ -197,4 +287,87 @@ async fn connect(local: Option<SocketAddr>, remote: SocketAddr) -> std::io::Resu
     tokio::time::timeout(Duration::from_secs(5), sock.connect(remote))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admission::TcpConfig;
+    use crate::transport::ListenSpec;
+    use std::sync::Arc;
+    use tokio::io::AsyncReadExt;
+
+    async fn listener(tcp: TcpConfig) -> (Sender, SocketAddr, mpsc::Receiver<Inbound>) {
+        let (tx, rx) = mpsc::channel(64);
+        let spec = ListenSpec {
+            udp: None,
+            tcp: "127.0.0.1:0".parse().ok(),
+        };
+        let metrics = Arc::new(AdmissionMetrics::default());
+        let sender = Sender::start_with(&[spec], Default::default(), tcp, metrics, tx)
+            .await
+            .unwrap();
+        let addr = sender.tcp_local(0).unwrap();
+        (sender, addr, rx)
+    }
+
+    /// Whether the server closed `s` within `limit` (read returns 0 or fails).
+    async fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+        let mut b = [0u8; 64];
+        matches!(
+            tokio::time::timeout(limit, s.read(&mut b)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_per_source_bound_are_closed() {
+        let cfg = TcpConfig {
+            max_per_source: 2,
+            ..TcpConfig::default()
+        };
+        let (sender, addr, _rx) = listener(cfg).await;
+        let mut a = TcpStream::connect(addr).await.unwrap();
+        let mut b = TcpStream::connect(addr).await.unwrap();
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        assert!(closed_within(&mut c, Duration::from_secs(2)).await);
+        assert!(!closed_within(&mut a, Duration::from_millis(100)).await);
+        assert!(!closed_within(&mut b, Duration::from_millis(100)).await);
+        assert_eq!(sender.inner.metrics.snapshot().tcp_refused, 1);
+        // A place frees up when a connection ends.
+        drop(a);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut d = TcpStream::connect(addr).await.unwrap();
+        assert!(!closed_within(&mut d, Duration::from_millis(200)).await);
+    }
+
+    #[tokio::test]
+    async fn trickling_a_message_does_not_keep_the_connection() {
+        let cfg = TcpConfig {
+            message_timeout: Duration::from_secs(1),
+            ..TcpConfig::default()
+        };
+        let (sender, addr, _rx) = listener(cfg).await;
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut closed = false;
+        // One byte every 100 ms: each read is quick, the message never completes.
+        for b in b"OPTIONS sip:x@example.test SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKx\r\n"
+            .iter()
+            .cycle()
+            .take(60)
+        {
+            if s.write_all(&[*b]).await.is_err() {
+                closed = true;
+                break;
+            }
+            if closed_within(&mut s, Duration::from_millis(100)).await {
+                closed = true;
+                break;
+            }
+        }
+        assert!(closed, "connection outlived the message deadline");
+        assert!(started.elapsed() < Duration::from_secs(3));
+        assert_eq!(sender.inner.metrics.snapshot().tcp_slow_closed, 1);
+    }
 }

@@ -349,6 +349,14 @@ pub fn edge_config(
 // A running sipveil
 // ---------------------------------------------------------------------------
 
+/// What `Sipveil::start` adds to the config: the functional suites drive
+/// sipveil with SIPp at up to 100 calls/s from one loopback address, far above
+/// the per-source budgets and flood threshold that are safe for a public
+/// interface, so their load generators are declared exempt peers (as an
+/// operator declares a trunk). tests/flood.rs runs the defaults through
+/// `Sipveil::start_with`.
+pub const LOAD_GENERATORS_EXEMPT: &str = "[admission]\nexempt = [\"127.0.0.0/8\"]\n";
+
 /// How long sipveil gets to answer its first OPTIONS.
 pub const SIPVEIL_READY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -379,9 +387,24 @@ impl Sipveil {
         s
     }
 
+    /// `start` with `extra` TOML (whole sections, e.g. `[admission.flood]`)
+    /// appended to the generated config.
+    pub fn start_with(
+        dir: &Path,
+        interfaces: &[Interface],
+        routes: &[Route],
+        extra: &str,
+    ) -> Sipveil {
+        let mut s = Sipveil::configure(dir, interfaces, routes, extra);
+        s.launch();
+        s
+    }
+
     /// Writes the config into `dir` (with `extra` TOML appended, e.g. a
     /// `[registrar]` section) and creates the data_dir, without starting
-    /// sipveil: `cli` can prepare the store first, then `launch`.
+    /// sipveil: `cli` can prepare the store first, then `launch`. Unless `extra`
+    /// configures `[admission]` itself, loopback load generators are exempt from
+    /// the per-source limits (tests drive hundreds of calls from one address).
     pub fn configure(
         dir: &Path,
         interfaces: &[Interface],
@@ -392,9 +415,11 @@ impl Sipveil {
         fs::create_dir_all(&data_dir).expect("create data_dir");
         let config_path = dir.join("sipveil.toml");
         let mut text = config_toml("test-edge", &data_dir, interfaces, routes);
-        if !extra.is_empty() {
+        text.push('\n');
+        text.push_str(extra);
+        if !extra.contains("[admission") {
             text.push('\n');
-            text.push_str(extra);
+            text.push_str(LOAD_GENERATORS_EXEMPT);
         }
         fs::write(&config_path, text).expect("write sipveil config");
         let probe = interfaces

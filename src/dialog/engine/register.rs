@@ -43,6 +43,18 @@ pub(crate) struct Registrar {
     pub(crate) next_keepalive: Option<Instant>,
 }
 
+/// A digest verdict on credentials from `source`, reported to admission so
+/// password guessing gets the guesser banned (issue 7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthEvent {
+    /// Where the request came from (packet source).
+    pub source: std::net::IpAddr,
+    /// The user name the credentials claimed (empty when unreadable).
+    pub user: String,
+    /// Whether the credentials were accepted.
+    pub ok: bool,
+}
+
 /// The outcome of checking credentials on a request.
 enum Check {
     /// Authenticated as this user.
@@ -145,7 +157,14 @@ impl Engine {
             }
         };
         match result {
-            Some(AuthResult::Ok { user }) => Check::User(user),
+            Some(AuthResult::Ok { user }) => {
+                self.auth_events.push(AuthEvent {
+                    source: peer.addr.ip(),
+                    user: user.clone(),
+                    ok: true,
+                });
+                Check::User(user)
+            }
             None => {
                 self.challenge(id, msg, proxy, false, now);
                 Check::Answered
@@ -163,6 +182,11 @@ impl Engine {
                     _ => ("refused", ""),
                 };
                 tracing::warn!(source = %peer.addr, user, reason = why, "authentication failed");
+                self.auth_events.push(AuthEvent {
+                    source: peer.addr.ip(),
+                    user: user.to_string(),
+                    ok: false,
+                });
                 let reason = format!("Forbidden ({why})");
                 self.reply(id, 403, &reason, now);
                 Check::Answered
