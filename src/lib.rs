@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod config;
 pub mod dialog;
+pub mod media;
 pub mod registrar;
 pub mod runtime;
 pub mod sip;
