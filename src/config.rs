@@ -43,6 +43,8 @@ pub struct Config {
     pub limits: sip::Limits,
     /// `[timers]`: RFC 3261 timer bases and the ring timeout.
     pub timers: Timers,
+    /// `[media]`: who relays media, port range, media timeout.
+    pub media: crate::media::MediaConfig,
 }
 
 /// `[node]`: who this process is and where it keeps its store.
@@ -744,6 +746,8 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     timers: RawTimers,
+    #[serde(default)]
+    media: crate::media::RawMedia,
 }
 
 #[derive(Deserialize)]
@@ -1203,6 +1207,17 @@ fn validate(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<Problem>> {
         ring_timeout: Duration::from_secs(t.ring_timeout),
     };
 
+    // [media]
+    let media = match crate::media::config::validate(&raw.media) {
+        Ok(m) => m,
+        Err(problems) => {
+            for (key, message) in problems {
+                p.add(&[K("media"), K(key)], message);
+            }
+            crate::media::MediaConfig::default()
+        }
+    };
+
     if !p.list.is_empty() {
         return Err(p.list);
     }
@@ -1221,6 +1236,7 @@ fn validate(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<Problem>> {
         admin,
         limits,
         timers,
+        media,
     })
 }
 

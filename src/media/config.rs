@@ -243,4 +243,22 @@ mod tests {
         let r: RawMedia = toml::from_str("mode = \"passthrough\"").unwrap();
         assert_eq!(r.mode, MediaMode::Passthrough);
     }
+
+    const BASE: &str = "[node]\nname = \"n\"\ndata_dir = \"/tmp/x\"\n\n[[interface]]\nname = \"access\"\nudp = \"127.0.0.1:5060\"\n";
+
+    #[test]
+    fn config_file_media_section() {
+        let c = crate::config::Config::from_toml_str(BASE, "<test>").unwrap();
+        assert_eq!(c.media, MediaConfig::default());
+        let text = format!("{BASE}\n[media]\nport_range = \"40000-40099\"\nmedia_timeout = 0\n");
+        let c = crate::config::Config::from_toml_str(&text, "<test>").unwrap();
+        assert_eq!((c.media.port_min, c.media.port_max), (40000, 40099));
+        assert_eq!(c.media.media_timeout, None);
+        let text = format!("{BASE}\n[media]\nport_range = \"40000\"\n");
+        let e = crate::config::Config::from_toml_str(&text, "<test>").unwrap_err();
+        let e = e.to_string();
+        assert!(e.contains("port_range") && e.contains(":10:"), "{e}");
+        let text = format!("{BASE}\n[media]\nport = 1\n");
+        assert!(crate::config::Config::from_toml_str(&text, "<test>").is_err());
+    }
 }
