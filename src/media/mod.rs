@@ -10,6 +10,18 @@
 //!
 //! Latching (where media goes, and whom it is accepted from) is documented in
 //! [`latch`].
+//!
+//! How the core drives the relay:
+//! - offer from side A: `allocate(call, i, a_ip, b_ip)` per `m=` line, then
+//!   `set_remote(call, i, Side::A, rtp, rtcp, mux)` from that `m=` line's `c=`,
+//!   port, `a=rtcp` and `a=rtcp-mux`; the SDP toward B names `b_ip` and `b_rtp`;
+//! - answer from side B: `set_remote(.., Side::B, ..)`; the SDP toward A names
+//!   `a_ip` and `a_rtp`;
+//! - re-INVITE/UPDATE: `allocate` again (an existing stream keeps its ports), and
+//!   `set_remote` with the new addresses (hold: `None` or 0.0.0.0);
+//! - call end: `release(call)`, whose counters go into the call-end log;
+//! - every few seconds: `silent_calls(now, media_timeout)`, for answered calls,
+//!   ends those calls with a BYE on both legs.
 
 pub mod config;
 pub mod latch;

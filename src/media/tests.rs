@@ -341,3 +341,34 @@ fn limits_and_errors() {
     std::thread::sleep(Duration::from_millis(50));
     r.allocate("f", 0, LO, LO).unwrap();
 }
+
+#[test]
+fn flood_from_a_stranger_does_not_starve_a_stream() {
+    let r = relay(21320, 2000);
+    let p = r.allocate("c", 0, LO, LO).unwrap();
+    let q = r.allocate("d", 0, LO, LO).unwrap();
+    let (a, b, c_far, d_far, stranger) = (far_end(), far_end(), far_end(), far_end(), far_end());
+    r.set_remote("c", 0, Side::B, Some(addr(&b)), None, false)
+        .unwrap();
+    r.set_remote("d", 0, Side::B, Some(addr(&d_far)), None, false)
+        .unwrap();
+    first(&a, to(p.a_rtp), &rtp(1, b"1"), &b);
+    first(&c_far, to(q.a_rtp), &rtp(1, b"1"), &d_far);
+    // The stranger floods call c's port while call d's media keeps flowing.
+    for i in 0..2000u16 {
+        let _ = stranger.send_to(&rtp(i, b"flood"), to(p.a_rtp));
+        if i % 200 == 0 {
+            c_far.send_to(&rtp(i, b"d"), to(q.a_rtp)).unwrap();
+            assert_eq!(recv(&d_far).0, rtp(i, b"d"));
+        }
+    }
+    nothing(&b);
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(r.stats("c").unwrap()[0].dropped_source > 0);
+}
+
+#[test]
+fn handle_is_shareable() {
+    fn send_sync<T: Send + Sync + Clone>() {}
+    send_sync::<MediaRelay>();
+}

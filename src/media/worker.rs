@@ -136,14 +136,16 @@ impl Worker {
             if events.iter().any(|ev| ev.token() == WAKER) && !self.commands() {
                 return;
             }
-            for ev in events.iter() {
-                if ev.token() != WAKER && self.drain(ev.token().0, &mut buf, now_ms) {
-                    ready.push(ev.token().0);
-                }
-            }
+            // Sockets left with data last turn, then the newly readable ones; any
+            // that fill a burst again wait for the next turn.
             for idx in ready.drain(..) {
                 if self.drain(idx, &mut buf, now_ms) {
                     again.push(idx);
+                }
+            }
+            for ev in events.iter() {
+                if ev.token() != WAKER && self.drain(ev.token().0, &mut buf, now_ms) {
+                    again.push(ev.token().0);
                 }
             }
             std::mem::swap(&mut ready, &mut again);
