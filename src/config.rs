@@ -49,6 +49,8 @@ pub struct Config {
     /// `[admission]`: the admission pipeline (sanity, scanner, flood, rate,
     /// brute-force and overload defences) and the TCP connection bounds.
     pub admission: crate::admission::AdmissionConfig,
+    /// `[media]`: who relays media, port range, media timeout.
+    pub media: crate::media::MediaConfig,
 }
 
 /// `[node]`: who this process is and where it keeps its store.
@@ -788,6 +790,8 @@ struct RawConfig {
     timers: RawTimers,
     #[serde(default)]
     admission: admission::RawAdmission,
+    #[serde(default)]
+    media: crate::media::RawMedia,
 }
 
 #[derive(Deserialize)]
@@ -1304,6 +1308,16 @@ fn validate(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<Problem>> {
 
     // [admission]
     let admission = admission::validate(&raw.admission, &mut p);
+    // [media]
+    let media = match crate::media::config::validate(&raw.media) {
+        Ok(m) => m,
+        Err(problems) => {
+            for (key, message) in problems {
+                p.add(&[K("media"), K(key)], message);
+            }
+            crate::media::MediaConfig::default()
+        }
+    };
 
     if !p.list.is_empty() {
         return Err(p.list);
@@ -1324,6 +1338,7 @@ fn validate(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<Problem>> {
         limits,
         timers,
         admission,
+        media,
     })
 }
 
