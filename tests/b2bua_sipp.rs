@@ -1,9 +1,11 @@
 //! sipveil as a B2BUA between two SIPp instances (issue 3, "How it is checked").
 //!
-//! SIPp caller -> sipveil access (127.0.N.10:5060, UDP+TCP) -> sipveil core
-//! (127.0.N.20:5060, UDP) -> SIPp callee (127.0.N.2:5090); the caller sits on
-//! 127.0.N.1:5061. Every test has its own N, so the tests run in parallel
-//! without sharing a port. Each test checks the call counts of both SIPp
+//! SIPp caller -> sipveil access (127.0.N.10:25060, UDP+TCP) -> sipveil core
+//! (127.0.N.20:25060, UDP) -> SIPp callee (127.0.N.2:25090); the caller sits on
+//! 127.0.N.1:25061. Every test has its own N, so the tests run in parallel
+//! without sharing a port; the ports are not SIP's usual 5060/5061 so that a
+//! SIPp or softphone someone runs with a wildcard bind on the same machine
+//! does not take them away. Each test checks the call counts of both SIPp
 //! instances and, where there are two sides, that neither side received
 //! anything that identifies the other (Call-ID, tags, branches, addresses).
 //!
@@ -25,16 +27,16 @@ impl Net {
         SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, self.0, host)), port)
     }
     fn caller(self) -> SocketAddr {
-        self.addr(1, 5061)
+        self.addr(1, 25061)
     }
     fn callee(self) -> SocketAddr {
-        self.addr(2, 5090)
+        self.addr(2, 25090)
     }
     fn access(self) -> SocketAddr {
-        self.addr(10, 5060)
+        self.addr(10, 25060)
     }
     fn core(self) -> SocketAddr {
-        self.addr(20, 5060)
+        self.addr(20, 25060)
     }
 }
 

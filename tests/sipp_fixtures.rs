@@ -4,8 +4,8 @@
 //! sipveil. Also checks that the leak checker does see leaks when the two
 //! sides talk directly.
 //!
-//! Addresses: 127.0.<70..>.1 (caller) and 127.0.<70..>.2:5090 (callee), one
-//! third octet per test so the tests can run in parallel.
+//! Addresses: 127.0.<70..>.1:25061 (caller) and 127.0.<70..>.2:25090 (callee),
+//! one third octet per test so the tests can run in parallel.
 
 mod common;
 
@@ -14,11 +14,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 fn caller(net: u8) -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, net, 1)), 5061)
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, net, 1)), 25061)
 }
 
 fn callee(net: u8) -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, net, 2)), 5090)
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, net, 2)), 25090)
 }
 
 /// Runs `uac_file` against `uas_file` directly and asserts every call passed

@@ -931,8 +931,28 @@ impl Sipp {
 
     /// Starts SIPp (scenario copied into `dir`, cwd `dir`). For a UAS, waits
     /// until its port is bound. The process is killed by PID if the returned
-    /// handle is dropped unwaited.
+    /// handle is dropped unwaited. A SIPp that cannot bind its address (someone
+    /// else holds the port for a moment) is started again, up to 3 times.
     pub fn spawn(&self, dir: &Path) -> SippProcess {
+        let mut attempt = 1;
+        loop {
+            let mut p = self.spawn_once(dir);
+            if attempt >= 3 || !p.failed_to_bind() {
+                return p;
+            }
+            eprintln!(
+                "SIPp {} could not bind {} (attempt {attempt}); retrying",
+                self.name, self.local
+            );
+            if let Some(mut c) = p.child.take() {
+                kill_and_reap(&mut c);
+            }
+            attempt += 1;
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    fn spawn_once(&self, dir: &Path) -> SippProcess {
         fs::create_dir_all(dir).expect("create sipp dir");
         fs::copy(&self.scenario, self.file(dir, ".xml")).expect("copy scenario");
         let out = fs::File::create(self.file(dir, "_out.log")).expect("create sipp log");
@@ -946,7 +966,7 @@ impl Sipp {
             .stderr(Stdio::from(err))
             .spawn()
             .expect("spawn sipp");
-        let p = SippProcess {
+        let mut p = SippProcess {
             child: Some(child),
             spec: self.clone(),
             dir: dir.to_path_buf(),
@@ -954,7 +974,7 @@ impl Sipp {
         };
         if self.remote.is_none() {
             let tcp = self.transport == Transport::Tcp;
-            if !wait_bound(self.local, tcp, Duration::from_secs(5)) {
+            if !wait_bound(self.local, tcp, Duration::from_secs(5)) && !p.failed_to_bind() {
                 let r = p.wait();
                 panic!(
                     "SIPp {} did not bind {}:\n{}",
@@ -962,6 +982,12 @@ impl Sipp {
                     self.local,
                     r.log_tail()
                 );
+            }
+        } else {
+            // a caller that cannot bind exits at once: give it that moment
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_millis(300) && !p.has_exited() {
+                std::thread::sleep(Duration::from_millis(20));
             }
         }
         p
@@ -984,6 +1010,18 @@ pub struct SippProcess {
 impl SippProcess {
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
+    }
+
+    fn has_exited(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(Some(_))))
+    }
+
+    /// Exited already, saying it could not bind its socket.
+    fn failed_to_bind(&mut self) -> bool {
+        self.has_exited()
+            && fs::read_to_string(self.spec.file(&self.dir, "_out.log"))
+                .map(|t| t.contains("Unable to bind"))
+                .unwrap_or(false)
     }
 
     /// Waits for SIPp to end (killing it by PID at the wall-clock bound) and
