@@ -9,6 +9,7 @@ pub mod config;
 pub mod dialog;
 pub mod registrar;
 pub mod runtime;
+pub mod sdp;
 pub mod sip;
 pub mod store;
 pub mod transaction;
