@@ -24,6 +24,7 @@ mod error;
 mod fields;
 mod origin;
 mod parse;
+mod parser;
 mod relay;
 mod rewrite;
 mod types;

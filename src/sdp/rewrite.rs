@@ -84,6 +84,14 @@ pub(crate) enum OriginIds {
     Leg { sess_id: u64, version: u64 },
 }
 
+/// A line to send: received bytes, new bytes, or the o= line (written last-minute
+/// because its version may still change).
+enum Piece<'s> {
+    Bytes(&'s [u8]),
+    Owned(Vec<u8>),
+    Origin,
+}
+
 /// What becomes of one received line.
 enum Edit {
     Keep,
@@ -130,27 +138,40 @@ impl Sdp {
             edits.push(edit);
         }
         let inserts = ctx.direction_inserts(self);
+        // (text, ending) of each line sent; endings are fixed up below so that an
+        // added line never merges with its neighbour.
+        let mut pieces: Vec<(Piece<'_>, &[u8])> = Vec::with_capacity(self.lines.len() + 4);
+        for (i, (line, edit)) in self.lines.iter().zip(edits).enumerate() {
+            let piece = match edit {
+                Edit::Drop => None,
+                Edit::Keep if line.role == Role::Origin => Some(Piece::Origin),
+                Edit::Keep => Some(Piece::Bytes(self.text(line))),
+                Edit::Replace(text) => Some(Piece::Owned(text)),
+            };
+            if let Some(piece) = piece {
+                pieces.push((piece, self.ending(line)));
+            }
+            for (_, d) in inserts.iter().filter(|(after, _)| *after == i) {
+                let text = format!("a={d}").into_bytes();
+                pieces.push((Piece::Owned(text), self.eol_near(i)));
+            }
+        }
+        let last_ending = self.lines.last().map_or(&b""[..], |l| self.ending(l));
+        let count = pieces.len();
         let mut out = Vec::with_capacity(self.raw.len() + 64);
         let mut version_span = None;
-        for (i, (line, edit)) in self.lines.iter().zip(&edits).enumerate() {
-            match edit {
-                Edit::Drop => continue,
-                Edit::Keep if line.role == Role::Origin => {
-                    version_span = Some(self.write_origin(&mut out, plan, &ids));
-                }
-                Edit::Keep => out.extend_from_slice(self.text(line)),
-                Edit::Replace(text) => out.extend_from_slice(text),
+        for (n, (piece, ending)) in pieces.into_iter().enumerate() {
+            match piece {
+                Piece::Origin => version_span = Some(self.write_origin(&mut out, plan, &ids)),
+                Piece::Bytes(b) => out.extend_from_slice(b),
+                Piece::Owned(b) => out.extend_from_slice(&b),
             }
-            let ending = self.ending(line);
-            if let Some((_, add)) = inserts.iter().find(|(after, _)| *after == i) {
-                let eol = self.eol_near(i);
-                out.extend_from_slice(if ending.is_empty() { eol } else { ending });
-                out.extend_from_slice(b"a=");
-                out.extend_from_slice(add.as_str().as_bytes());
-                out.extend_from_slice(if ending.is_empty() { b"" } else { ending });
-            } else {
-                out.extend_from_slice(ending);
-            }
+            let ending = match (n + 1 == count, ending.is_empty()) {
+                (true, _) => last_ending,
+                (false, true) => self.eol_near(self.lines.len()),
+                (false, false) => ending,
+            };
+            out.extend_from_slice(ending);
         }
         out.extend_from_slice(self.raw.get(self.tail.clone()).unwrap_or_default());
         Ok((out, version_span))
@@ -195,6 +216,13 @@ impl<'a> Ctx<'a> {
         for (i, m) in sdp.media.iter().enumerate() {
             if !m.is_rejected() && plan.media.get(i).is_none() {
                 return Err(SdpError::Plan(format!("no port for media section {i}")));
+            }
+        }
+        if let Some(user) = &plan.origin_username {
+            if user.is_empty() || user.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(SdpError::Plan(format!(
+                    "o= username {user:?} is not a token"
+                )));
             }
         }
         Ok(Ctx {
@@ -269,7 +297,8 @@ impl<'a> Ctx<'a> {
 
     fn rtcp_line(&self, sdp: &Sdp, line: &Line) -> Result<Edit, SdpError> {
         let Some((i, m)) = line.section.and_then(|i| Some((i, sdp.media.get(i)?))) else {
-            return Ok(Edit::Keep);
+            // A stray session-level a=rtcp: meaningless, and it could name the inside.
+            return Ok(Edit::Drop);
         };
         let port = self.port(sdp, i);
         if port == 0 {

@@ -292,8 +292,13 @@ impl Media {
     }
 
     /// The `a=rtpmap` for a format, if any.
+    /// Matches the format token as written: `00` is not payload type 0's token, so
+    /// it gets no rtpmap (the same rule decides which lines belong to a format).
     pub fn rtpmap(&self, format: &str) -> Option<&RtpMap> {
         let pt: u8 = format.parse().ok()?;
+        if format.len() > 1 && format.starts_with('0') || format.starts_with('+') {
+            return None;
+        }
         self.rtpmaps.iter().find(|m| m.payload_type == pt)
     }
 

@@ -300,3 +300,49 @@ fn rewriting_twice_changes_nothing_more() {
         assert_eq!(twice, once, "{name}");
     }
 }
+
+#[test]
+fn an_added_direction_line_respects_a_missing_final_newline() {
+    let body = "v=0\no=- 1 1 IN IP4 10.0.0.1\ns=-\nc=IN IP4 0.0.0.0\nt=0 0\nm=audio 1000 RTP/AVP 0";
+    let sdp = Sdp::parse(body.as_bytes()).unwrap();
+    let mut p = plan(&sdp, OURS4);
+    p.hold = HoldMode::AsDirection;
+    let out = String::from_utf8(sdp.rewrite(&p).unwrap()).unwrap();
+    assert!(
+        out.ends_with("\nm=audio 40000 RTP/AVP 0\na=sendonly"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_session_level_rtcp_is_dropped() {
+    let body = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\na=rtcp:5 IN IP4 10.0.0.2\r\nt=0 0\r\nm=audio 1000 RTP/AVP 0\r\n";
+    let sdp = Sdp::parse(body.as_bytes()).unwrap();
+    let out = sdp.rewrite(&plan(&sdp, OURS4)).unwrap();
+    assert!(!String::from_utf8(out).unwrap().contains("a=rtcp"));
+}
+
+#[test]
+fn a_held_section_ending_in_a_stripped_line_still_gets_its_direction() {
+    for end in ["\r\n", ""] {
+        let body = format!(
+            "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\nm=audio 1000 RTP/AVP 0\r\na=candidate:1 1 UDP 1 10.0.0.1 1000 typ host{end}"
+        );
+        let sdp = Sdp::parse(body.as_bytes()).unwrap();
+        let mut p = plan(&sdp, OURS4);
+        p.hold = HoldMode::AsDirection;
+        let out = String::from_utf8(sdp.rewrite(&p).unwrap()).unwrap();
+        assert!(
+            out.ends_with(&format!("RTP/AVP 0\r\na=sendonly{end}")),
+            "{out:?}"
+        );
+    }
+}
+
+#[test]
+fn a_username_that_is_not_a_token_is_refused() {
+    let sdp = parsed("audio_video.sdp");
+    let mut p = plan(&sdp, OURS4);
+    p.origin_username = Some("a b\r\nc=IN IP4 6.6.6.6".into());
+    assert!(matches!(sdp.rewrite(&p), Err(SdpError::Plan(_))));
+}
