@@ -140,7 +140,7 @@ impl Sdp {
         let inserts = ctx.direction_inserts(self);
         // (text, ending) of each line sent; endings are fixed up below so that an
         // added line never merges with its neighbour.
-        let mut pieces: Vec<(Piece<'_>, &[u8])> = Vec::with_capacity(self.lines.len() + 4);
+        let mut pieces: Vec<(Piece<'_>, &[u8], bool)> = Vec::with_capacity(self.lines.len() + 4);
         for (i, (line, edit)) in self.lines.iter().zip(edits).enumerate() {
             let piece = match edit {
                 Edit::Drop => None,
@@ -149,27 +149,29 @@ impl Sdp {
                 Edit::Replace(text) => Some(Piece::Owned(text)),
             };
             if let Some(piece) = piece {
-                pieces.push((piece, self.ending(line)));
+                pieces.push((piece, self.ending(line), false));
             }
             for (_, d) in inserts.iter().filter(|(after, _)| *after == i) {
                 let text = format!("a={d}").into_bytes();
-                pieces.push((Piece::Owned(text), self.eol_near(i)));
+                pieces.push((Piece::Owned(text), self.eol_near(i), true));
             }
         }
         let last_ending = self.lines.last().map_or(&b""[..], |l| self.ending(l));
         let count = pieces.len();
         let mut out = Vec::with_capacity(self.raw.len() + 64);
         let mut version_span = None;
-        for (n, (piece, ending)) in pieces.into_iter().enumerate() {
+        for (n, (piece, ending, added)) in pieces.into_iter().enumerate() {
             match piece {
                 Piece::Origin => version_span = Some(self.write_origin(&mut out, plan, &ids)),
                 Piece::Bytes(b) => out.extend_from_slice(b),
                 Piece::Owned(b) => out.extend_from_slice(&b),
             }
-            let ending = match (n + 1 == count, ending.is_empty()) {
-                (true, _) => last_ending,
-                (false, true) => self.eol_near(self.lines.len()),
-                (false, false) => ending,
+            // Received lines keep their ending; an added line is last only if it
+            // follows the last received line, whose missing newline it inherits.
+            let ending = match (n + 1 == count, added, ending.is_empty()) {
+                (true, true, _) => last_ending,
+                (false, _, true) => self.eol_near(self.lines.len()),
+                _ => ending,
             };
             out.extend_from_slice(ending);
         }
