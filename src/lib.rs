@@ -13,6 +13,7 @@ pub mod media;
 pub mod policy;
 pub mod registrar;
 pub mod runtime;
+pub mod sdp;
 pub mod sip;
 pub mod store;
 pub mod transaction;

@@ -1,0 +1,53 @@
+//! Replays the `sdp_rewrite` fuzz target's seed corpus and findings
+//! (`fuzz/corpus/sdp_rewrite/`, `fuzz/regressions/sdp_rewrite/`) and every SDP
+//! fixture under every plan through the target's invariant checks
+//! (`fuzz/sdp_checks.rs`), so they hold without installing cargo-fuzz.
+
+use std::path::Path;
+
+#[path = "../fuzz/sdp_checks.rs"]
+mod sdp_checks;
+
+fn files(dir: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<_> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn corpus_and_regressions_hold_the_invariants() {
+    let corpus = files("fuzz/corpus/sdp_rewrite");
+    assert!(!corpus.is_empty());
+    for (name, data) in corpus
+        .into_iter()
+        .chain(files("fuzz/regressions/sdp_rewrite"))
+    {
+        eprintln!("{name}");
+        sdp_checks::rewrite(&data);
+    }
+}
+
+#[test]
+fn fixtures_hold_the_invariants_under_every_plan() {
+    let fixtures: Vec<_> = files("fixtures/sdp")
+        .into_iter()
+        .filter(|(name, _)| name.ends_with(".sdp"))
+        .collect();
+    assert!(fixtures.len() >= 12);
+    for (name, body) in fixtures {
+        for flags in 0..32u8 {
+            eprintln!("{name} flags {flags}");
+            let mut data = vec![flags];
+            data.extend_from_slice(&body);
+            sdp_checks::rewrite(&data);
+        }
+    }
+}
