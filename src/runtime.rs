@@ -34,6 +34,8 @@ pub struct RuntimeConfig {
     pub policy: Arc<PolicySet>,
     /// `[policy] dir`, read again on SIGHUP.
     pub policy_dir: PathBuf,
+    /// `[media]`: relay, passthrough or rtpengine.
+    pub media: crate::media::MediaConfig,
     /// `[admission]`: the pipeline in front of the core, and TCP bounds.
     pub admission: AdmissionConfig,
     /// Per-interface allow-lists and budgets (same order as `engine.ifaces`).
@@ -235,6 +237,23 @@ async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
         );
     }
     engine.restore(records);
+    match rc.media.mode {
+        crate::media::MediaMode::Relay => {
+            let relay = crate::media::MediaRelay::new(rc.media.clone())
+                .map_err(|e| anyhow::anyhow!("cannot start the media relay: {e}"))?;
+            tracing::info!(
+                ports = %format!("{}-{}", rc.media.port_min, rc.media.port_max),
+                "media anchored by the built-in relay"
+            );
+            engine.enable_media(relay, rc.media.media_timeout);
+        }
+        crate::media::MediaMode::Passthrough => {
+            tracing::warn!("[media] mode = passthrough: SDP addresses cross unchanged (media topology is not hidden)");
+        }
+        crate::media::MediaMode::Rtpengine => {
+            tracing::warn!("[media] mode = rtpengine: the ng client exists but is not driven by the call flow yet; SDP crosses unchanged");
+        }
+    }
     if let Some(reg) = rc.registrar.clone() {
         let bindings = store
             .scan(crate::registrar::location::KEY_PREFIX)
@@ -459,6 +478,7 @@ pub fn from_config(cfg: &crate::config::Config) -> anyhow::Result<RuntimeConfig>
     Ok(RuntimeConfig {
         policy: Arc::new(policy),
         policy_dir: cfg.policy.dir.clone(),
+        media: cfg.media.clone(),
         admission: cfg.admission.clone(),
         admission_ifaces: IfacePolicy::from_config(cfg),
         engine: EngineConfig {

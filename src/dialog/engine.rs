@@ -1,6 +1,7 @@
 //! The dialog engine: call setup, teardown and in-dialog relaying between legs.
 
 mod in_dialog;
+mod media;
 mod register;
 mod setup;
 mod wire;
@@ -157,6 +158,8 @@ struct Call {
     callee: String,
     /// The subscriber the caller authenticated as, if it did.
     identity: Option<String>,
+    /// SDP state of both legs, once a body crossed.
+    media: Option<media::CallMedia>,
 }
 
 fn idx(side: Side) -> usize {
@@ -231,6 +234,8 @@ pub struct Engine {
     ring_timers: BTreeMap<(Instant, u64), ()>,
     out: Vec<Output>,
     registrar: Option<register::Registrar>,
+    /// The media relay, when media is anchored.
+    media: Option<media::Anchor>,
     /// Boundary policy in force; replaced whole on reload (SIGHUP).
     policy: std::sync::Arc<crate::policy::PolicySet>,
     /// Digest verdicts for admission's brute-force defence (issue 7).
@@ -253,6 +258,7 @@ impl Engine {
             ring_timers: BTreeMap::new(),
             out: Vec::with_capacity(16),
             registrar: None,
+            media: None,
             policy: std::sync::Arc::default(),
             auth_events: Vec::new(),
         }
@@ -378,6 +384,7 @@ impl Engine {
                     caller,
                     callee,
                     identity: None,
+                    media: None,
                 },
             );
         }
@@ -488,6 +495,9 @@ impl Engine {
         }
         if self.registrar.is_some() {
             self.registrar_upkeep(now);
+        }
+        if self.media.is_some() {
+            self.media_upkeep(now);
         }
         self.drain_tl(now);
     }
@@ -661,6 +671,7 @@ impl Engine {
         let Some(call) = self.calls.remove(&call_no) else {
             return;
         };
+        self.release_media(&call);
         self.tags.remove(&call.a.local_tag);
         self.tags.remove(&call.b.local_tag);
         for f in &call.forks {

@@ -67,6 +67,23 @@ impl IfaceInfo {
         }
     }
 
+    /// The address media is anchored at on this side: the advertised address when
+    /// it is an IP, else the listen address.
+    pub fn media_ip(&self) -> Option<std::net::IpAddr> {
+        if let Ok(ip) = self
+            .advertise
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+        {
+            return Some(ip);
+        }
+        [self.udp, self.tcp]
+            .into_iter()
+            .flatten()
+            .map(|a| a.ip())
+            .find(|ip| !ip.is_unspecified())
+    }
+
     /// Whether a host (as written in a URI) names this interface.
     pub fn is_own_host(&self, host: &str, port: Option<u16>) -> bool {
         let host_matches = host.eq_ignore_ascii_case(&self.advertise)

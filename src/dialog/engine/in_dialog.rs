@@ -43,10 +43,16 @@ impl Engine {
         };
         let leg = call.leg_mut(other);
         let mut ack = leg.request(Method::Ack, Some(other_cseq), &iface, 70);
-        copy_body(msg, &mut ack);
         let peer = dialog_peer(leg);
+        copy_body(msg, &mut ack);
+        if let Err(e) = self.anchor_body(call_no, side, msg, &mut ack) {
+            tracing::warn!("SDP in ACK not relayed: {e}");
+            ack.set_body(Bytes::new());
+        }
         let data = Bytes::from(ack.to_bytes());
-        call.last_ack[idx(other)] = Some((peer.clone(), data.clone(), other_cseq));
+        if let Some(call) = self.calls.get_mut(&call_no) {
+            call.last_ack[idx(other)] = Some((peer.clone(), data.clone(), other_cseq));
+        }
         self.out.push(Output::Send { peer, data });
     }
 
@@ -92,12 +98,14 @@ impl Engine {
             .is_some_and(|c| c.state == State::Confirmed && c.pending_ack[0].is_some());
         if confirmed_unacked {
             tracing::info!("caller never acknowledged the answer; ending call");
-            self.hangup_both(call_no, now);
+            self.hangup_with(call_no, "SIP;cause=408;text=\"no ACK\"", now);
         }
     }
 
     /// Sends BYE on both legs (sipveil itself ends the call).
-    pub(super) fn hangup_both(&mut self, call_no: u64, now: Instant) {
+    /// Sends BYE with a Reason on both legs and ends the call (sipveil itself
+    /// ends it: no ACK, media timeout).
+    pub(super) fn hangup_with(&mut self, call_no: u64, reason: &str, now: Instant) {
         let Some(call) = self.calls.get_mut(&call_no) else {
             return;
         };
@@ -109,13 +117,18 @@ impl Engine {
             };
             let leg = call.leg_mut(side);
             let mut bye = leg.request(Method::Bye, None, &iface, 70);
-            bye.push(HeaderName::Reason, "SIP;cause=408;text=\"no ACK\"");
+            bye.push(HeaderName::Reason, reason);
             byes.push((bye, dialog_peer(leg)));
         }
         for (bye, peer) in byes {
             self.send(bye, peer, ClientRole::Own, now);
         }
-        self.end_call(call_no, 408, "no ACK");
+        let why = if reason.contains("media") {
+            "media timeout"
+        } else {
+            "no ACK"
+        };
+        self.end_call(call_no, 408, why);
     }
 
     // ----- in-dialog requests -----
@@ -203,6 +216,10 @@ impl Engine {
         call.leg_mut(other).local_cseq = new_cseq;
         let from_iface = call.leg(side).iface;
         self.cross(from_iface, target_leg.iface, msg, &mut req);
+        if let Err(e) = self.anchor_body(call_no, side, msg, &mut req) {
+            let code = e.status();
+            return self.reply(id, code, &format!("Bad Request ({e})"), now);
+        }
         let Some(call) = self.calls.get_mut(&call_no) else {
             return;
         };
@@ -318,6 +335,10 @@ impl Engine {
         match ifaces {
             Some((from, to)) => self.cross(from, to, msg, &mut r),
             None => crate::dialog::crossing::copy_across(msg, &mut r),
+        }
+        if let Err(e) = self.anchor_body(call_no, other, msg, &mut r) {
+            tracing::warn!("SDP in a {code} not relayed: {e}");
+            r.set_body(Bytes::new());
         }
         self.respond(server, r, now);
     }

@@ -206,7 +206,7 @@ impl Engine {
             domain: domain.as_deref(),
             send_identity: egress.send_identity,
             identity_header: egress.identity_header,
-            media_anchored: false,
+            media_anchored: self.media_anchored(),
         };
         // A privacy level that cannot be met and is critical refuses the request
         // before anything is sent (RFC 3323 §4.2).
@@ -322,8 +322,26 @@ impl Engine {
                 caller,
                 callee,
                 identity,
+                media: None,
             },
         );
+        let mut requests = requests;
+        for req in requests.iter_mut() {
+            if let Err(e) = self.anchor_body(call_no, Side::A, msg, req) {
+                let code = e.status();
+                let reason = if code == 488 {
+                    "Not Acceptable Here".to_string()
+                } else {
+                    format!("Bad Request ({e})")
+                };
+                self.reply(id, code, &reason, now);
+                if let Some(c) = self.calls.get_mut(&call_no) {
+                    c.a_final_sent = true;
+                }
+                self.end_call(call_no, code, "bad SDP");
+                return;
+            }
+        }
         for (i, (req, t)) in requests.into_iter().zip(targets).enumerate() {
             let cid = self.send(
                 req,
@@ -607,6 +625,10 @@ impl Engine {
         }
         let (from, to) = (call.b.iface, call.a.iface);
         self.cross(from, to, msg, &mut r);
+        if let Err(e) = self.anchor_body(call_no, Side::B, msg, &mut r) {
+            tracing::warn!("SDP in a {code} not relayed: {e}");
+            r.set_body(bytes::Bytes::new());
+        }
         self.respond(inv, r, now);
     }
 
