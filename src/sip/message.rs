@@ -313,30 +313,29 @@ fn unfold(owned: &mut String, received: usize, value: &Text, cont: &str) -> Text
     Text::Span(start as u32, owned.len() as u32)
 }
 
-/// A header line split into name and value, or why it cannot be: the end of the
-/// name and the range of the value (trimmed), as offsets into `b`. One pass over
-/// the name (token characters, then optional whitespace, then the colon).
-fn split_header_line(b: &[u8]) -> Result<(usize, usize, usize), &'static str> {
-    let name_end = b
+/// A header line split into name and value, or why it cannot be: the classified
+/// name, the end of the name and the range of the value (trimmed), as offsets into
+/// `b`. The colon is found first; a name sipveil knows is a token by construction,
+/// so only extension names are checked character by character.
+fn split_header_line(b: &[u8]) -> Result<(HeaderName, usize, usize, usize), &'static str> {
+    let Some(colon) = memchr::memchr(b':', b) else {
+        return Err("header line without colon");
+    };
+    let before = b.get(..colon).unwrap_or(&[]);
+    let name_end = before
         .iter()
-        .position(|c| !super::grammar::is_token_char(*c))
-        .unwrap_or(b.len());
-    let colon = name_end + skip_wsp(b.get(name_end..).unwrap_or(&[]));
-    if b.get(colon) != Some(&b':') {
-        // Not `token *WSP ":"`: say which part is wrong.
-        let Some(colon) = memchr::memchr(b':', b) else {
-            return Err("header line without colon");
-        };
-        if skip_wsp(b.get(..colon).unwrap_or(&[])) == colon {
-            return Err("header line with empty name");
-        }
-        return Err("header name is not a token");
-    }
-    if name_end == 0 {
+        .rposition(|c| !is_wsp(*c))
+        .map_or(0, |e| e + 1);
+    let name = before.get(..name_end).unwrap_or(&[]);
+    if name.is_empty() {
         return Err("header line with empty name");
     }
+    let kind = HeaderName::classify_bytes(name);
+    if kind == HeaderName::Other && !name.iter().all(|c| super::grammar::is_token_char(*c)) {
+        return Err("header name is not a token");
+    }
     let (vs, ve) = trim_wsp_range(b, colon + 1);
-    Ok((name_end, vs, ve))
+    Ok((kind, name_end, vs, ve))
 }
 
 /// How many spaces and tabs `b` starts with.
@@ -548,18 +547,23 @@ impl SipMessage {
                 break;
             }
             match split_header_line(line) {
-                Ok((name_end, vs, ve)) => {
-                    // Classified after the loop: a second short pass is cheaper than
-                    // waiting on the lookup while the entry is written.
-                    let h = Header {
-                        name: HeaderName::Other,
-                        name_text: Text::Span(at as u32, (at + name_end) as u32),
-                        value: Text::Span((at + vs) as u32, (at + ve) as u32),
-                        raw: Some((at as u32, end as u32)),
-                    };
+                Ok((kind, name_end, vs, ve)) => {
+                    let name_text = Text::Span(at as u32, (at + name_end) as u32);
+                    let value = Text::Span((at + vs) as u32, (at + ve) as u32);
+                    let raw = Some((at as u32, end as u32));
                     match headers.get_mut(used) {
-                        Some(slot) => *slot = h,
-                        None => headers.push(h),
+                        Some(slot) => {
+                            slot.name = kind;
+                            slot.name_text = name_text;
+                            slot.value = value;
+                            slot.raw = raw;
+                        }
+                        None => headers.push(Header {
+                            name: kind,
+                            name_text,
+                            value,
+                            raw,
+                        }),
                     }
                     used += 1;
                 }
@@ -567,12 +571,6 @@ impl SipMessage {
             }
         }
         headers.truncate(used);
-        for h in &mut headers {
-            if let Text::Span(ns, ne) = h.name_text {
-                let name = bytes.get(ns as usize..ne as usize).unwrap_or(&[]);
-                h.name = HeaderName::classify_bytes(name);
-            }
-        }
         // A CR that does not end a line would be read as a line break by some peers
         // and not by others: forwarding it would let a header hide inside another.
         lines.by_ref().for_each(drop);
