@@ -362,6 +362,8 @@ struct Lines<'a> {
     done: bool,
     /// Lines that ended in CRLF so far.
     crlf: usize,
+    /// Whether a line ended in a bare LF.
+    bare_lf: bool,
 }
 
 impl Iterator for Lines<'_> {
@@ -377,7 +379,10 @@ impl Iterator for Lines<'_> {
                 self.crlf += 1;
                 (end, end - 1)
             }
-            Some(end) => (end, end),
+            Some(end) => {
+                self.bare_lf = true;
+                (end, end)
+            }
             None => {
                 // The last line has no line end: a CR there ends nothing.
                 self.done = true;
@@ -404,16 +409,32 @@ impl SipMessage {
         if buf.is_empty() {
             return Err(ParseError::new(ErrorKind::Empty, "empty message"));
         }
-        let Some((head_end, body_start)) = find_head_end(buf) else {
-            if buf.len() > limits.max_message_size {
-                return Err(ParseError::new(ErrorKind::TooLarge, "message too large"));
+        // Common case first: the head ends at the first CRLF CRLF, which is the
+        // first empty line whenever every line of the head ends in CRLF (then no
+        // bare "\n\n" can come earlier). Anything else takes the general search.
+        let fast = BLANK_CRLF.find(buf).and_then(|p| {
+            let end = p.checked_sub(1).filter(|e| buf.get(*e) == Some(&b'\r'))?;
+            let (msg, all_crlf) = Self::parse_head_counted(buf.get(..end)?, limits).ok()?;
+            all_crlf.then_some((msg, p + 3))
+        });
+        let (mut msg, body_start) = match fast {
+            Some(found) => found,
+            None => {
+                let Some((head_end, body_start)) = find_head_end(buf) else {
+                    if buf.len() > limits.max_message_size {
+                        return Err(ParseError::new(ErrorKind::TooLarge, "message too large"));
+                    }
+                    return Err(ParseError::new(
+                        ErrorKind::Incomplete,
+                        "header section not terminated by an empty line",
+                    ));
+                };
+                (
+                    Self::parse_head(buf.get(..head_end).unwrap_or(&[]), limits)?,
+                    body_start,
+                )
             }
-            return Err(ParseError::new(
-                ErrorKind::Incomplete,
-                "header section not terminated by an empty line",
-            ));
         };
-        let mut msg = Self::parse_head(buf.get(..head_end).unwrap_or(&[]), limits)?;
         let rest = buf.get(body_start..).unwrap_or(&[]);
         let body_len = match msg.declared_content_length() {
             Ok(Some(n)) => n,
@@ -445,6 +466,11 @@ impl SipMessage {
     /// Parses the start line and header section (without the blank line). Used by the
     /// datagram parser and the stream framer, which find the body themselves.
     pub fn parse_head(head: &[u8], limits: &Limits) -> Result<SipMessage, ParseError> {
+        Self::parse_head_counted(head, limits).map(|(msg, _)| msg)
+    }
+
+    /// [`SipMessage::parse_head`], also telling whether every line ended in CRLF.
+    fn parse_head_counted(head: &[u8], limits: &Limits) -> Result<(SipMessage, bool), ParseError> {
         if head.len() > limits.max_message_size || head.len() > (u32::MAX / 2) as usize {
             return Err(ParseError::new(
                 ErrorKind::TooLarge,
@@ -469,6 +495,7 @@ impl SipMessage {
             newlines: memchr::memchr_iter(b'\n', bytes),
             done: false,
             crlf: 0,
+            bare_lf: false,
         };
         let (fs, fe) = lines.next().unwrap_or((0, 0));
         if fe - fs > limits.max_header_line {
@@ -477,10 +504,11 @@ impl SipMessage {
         let first = head.get(fs..fe).unwrap_or("");
         let start = parse_start(head, first)?;
         let start_raw = Some(span(head, first));
-        // One allocation for the header table, sized from the line count, so parsing
-        // does not grow it header by header.
-        let line_count = memchr::memchr_iter(b'\n', bytes).count();
-        let slots = line_count.min(limits.max_headers);
+        // One allocation for the header table, so parsing does not grow it header by
+        // header. With CRLF line ends (the rule) every header line ends in one of the
+        // CRs already counted; lines ending in a bare LF are counted when the first
+        // one is met, and the table is enlarged once for all of them.
+        let slots = carriage_returns.min(limits.max_headers);
         let mut headers: Vec<Header> = Vec::with_capacity(slots);
         headers.resize_with(slots, Header::empty);
         let mut used = 0usize;
@@ -558,12 +586,20 @@ impl SipMessage {
                             slot.value = value;
                             slot.raw = raw;
                         }
-                        None => headers.push(Header {
-                            name: kind,
-                            name_text,
-                            value,
-                            raw,
-                        }),
+                        None => {
+                            if headers.len() == headers.capacity() {
+                                let rest = bytes.get(at..).unwrap_or(&[]);
+                                let more = memchr::memchr_iter(b'\n', rest).count() + 1;
+                                let room = limits.max_headers.saturating_sub(used).max(1);
+                                headers.reserve_exact(more.min(room));
+                            }
+                            headers.push(Header {
+                                name: kind,
+                                name_text,
+                                value,
+                                raw,
+                            })
+                        }
                     }
                     used += 1;
                 }
@@ -599,6 +635,7 @@ impl SipMessage {
                 "too many Via values",
             ));
         }
+        let all_crlf = !lines.bare_lf;
         let msg = SipMessage {
             head: owned,
             start,
@@ -611,7 +648,7 @@ impl SipMessage {
                 e.partial = Some(Box::new(msg));
                 Err(e)
             }
-            None => Ok(msg),
+            None => Ok((msg, all_crlf)),
         }
     }
 
@@ -1326,6 +1363,22 @@ mod rule_tests {
         // A NUL in the body is fine.
         let m = parse("OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 3\r\n\r\na\0b").unwrap();
         assert_eq!(&m.body()[..], b"a\0b");
+    }
+
+    #[test]
+    fn first_empty_line_ends_the_head_however_written() {
+        // A bare-LF empty line before a CRLF one: the head ends at the first.
+        let m = parse("OPTIONS sip:a@b SIP/2.0\nCall-ID: c\n\nbody\r\n\r\nmore").unwrap();
+        assert_eq!(m.header_count(), 1);
+        assert_eq!(&m.body()[..], b"body\r\n\r\nmore");
+        let m = parse("OPTIONS sip:a@b SIP/2.0\r\nCall-ID: c\r\nX: 1\n\r\nbody").unwrap();
+        assert_eq!((m.header_count(), &m.body()[..]), (2, &b"body"[..]));
+        let m = parse("OPTIONS sip:a@b SIP/2.0\r\nCall-ID: c\n\nX: 1\r\n\r\nbody").unwrap();
+        assert_eq!(m.header_count(), 1);
+        assert_eq!(&m.body()[..], b"X: 1\r\n\r\nbody");
+        // An error found past a bare-LF empty line belongs to the body, not the head.
+        let m = parse("OPTIONS sip:a@b SIP/2.0\nCall-ID: c\n\nno colon here\r\n\r\n").unwrap();
+        assert_eq!(m.call_id(), Some("c"));
     }
 
     #[test]
