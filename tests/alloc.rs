@@ -81,6 +81,24 @@ fn parse_allocations_do_not_grow_with_header_count() {
 }
 
 #[test]
+fn bare_lf_messages_allocate_the_same_way() {
+    // A peer that ends lines with LF alone: the header table is sized when the
+    // first such line is met, still once per message.
+    let lf = |n| {
+        let raw = invite_with_extra_headers(n, false);
+        let text = String::from_utf8(raw).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        format!("{}\n\n{body}", head.replace("\r\n", "\n")).into_bytes()
+    };
+    let (few, many) = (lf(10), lf(60));
+    let (a_few, m_few) = allocations(|| SipMessage::parse(&few).unwrap());
+    let (a_many, m_many) = allocations(|| SipMessage::parse(&many).unwrap());
+    assert_eq!(m_few.header_count() + 50, m_many.header_count());
+    assert_eq!((a_few, a_many), (3, 3));
+    drop((m_few, m_many));
+}
+
+#[test]
 fn parse_of_the_benchmark_invite_is_three_allocations() {
     let (n, m) = allocations(|| SipMessage::parse(INVITE).unwrap());
     assert_eq!(n, 3, "{n} allocations");

@@ -313,30 +313,29 @@ fn unfold(owned: &mut String, received: usize, value: &Text, cont: &str) -> Text
     Text::Span(start as u32, owned.len() as u32)
 }
 
-/// A header line split into name and value, or why it cannot be: the end of the
-/// name and the range of the value (trimmed), as offsets into `b`. One pass over
-/// the name (token characters, then optional whitespace, then the colon).
-fn split_header_line(b: &[u8]) -> Result<(usize, usize, usize), &'static str> {
-    let name_end = b
+/// A header line split into name and value, or why it cannot be: the classified
+/// name, the end of the name and the range of the value (trimmed), as offsets into
+/// `b`. The colon is found first; a name sipveil knows is a token by construction,
+/// so only extension names are checked character by character.
+fn split_header_line(b: &[u8]) -> Result<(HeaderName, usize, usize, usize), &'static str> {
+    let Some(colon) = memchr::memchr(b':', b) else {
+        return Err("header line without colon");
+    };
+    let before = b.get(..colon).unwrap_or(&[]);
+    let name_end = before
         .iter()
-        .position(|c| !super::grammar::is_token_char(*c))
-        .unwrap_or(b.len());
-    let colon = name_end + skip_wsp(b.get(name_end..).unwrap_or(&[]));
-    if b.get(colon) != Some(&b':') {
-        // Not `token *WSP ":"`: say which part is wrong.
-        let Some(colon) = memchr::memchr(b':', b) else {
-            return Err("header line without colon");
-        };
-        if skip_wsp(b.get(..colon).unwrap_or(&[])) == colon {
-            return Err("header line with empty name");
-        }
-        return Err("header name is not a token");
-    }
-    if name_end == 0 {
+        .rposition(|c| !is_wsp(*c))
+        .map_or(0, |e| e + 1);
+    let name = before.get(..name_end).unwrap_or(&[]);
+    if name.is_empty() {
         return Err("header line with empty name");
     }
+    let kind = HeaderName::classify_bytes(name);
+    if kind == HeaderName::Other && !name.iter().all(|c| super::grammar::is_token_char(*c)) {
+        return Err("header name is not a token");
+    }
     let (vs, ve) = trim_wsp_range(b, colon + 1);
-    Ok((name_end, vs, ve))
+    Ok((kind, name_end, vs, ve))
 }
 
 /// How many spaces and tabs `b` starts with.
@@ -363,6 +362,8 @@ struct Lines<'a> {
     done: bool,
     /// Lines that ended in CRLF so far.
     crlf: usize,
+    /// Whether a line ended in a bare LF.
+    bare_lf: bool,
 }
 
 impl Iterator for Lines<'_> {
@@ -378,7 +379,10 @@ impl Iterator for Lines<'_> {
                 self.crlf += 1;
                 (end, end - 1)
             }
-            Some(end) => (end, end),
+            Some(end) => {
+                self.bare_lf = true;
+                (end, end)
+            }
             None => {
                 // The last line has no line end: a CR there ends nothing.
                 self.done = true;
@@ -405,16 +409,32 @@ impl SipMessage {
         if buf.is_empty() {
             return Err(ParseError::new(ErrorKind::Empty, "empty message"));
         }
-        let Some((head_end, body_start)) = find_head_end(buf) else {
-            if buf.len() > limits.max_message_size {
-                return Err(ParseError::new(ErrorKind::TooLarge, "message too large"));
+        // Common case first: the head ends at the first CRLF CRLF, which is the
+        // first empty line whenever every line of the head ends in CRLF (then no
+        // bare "\n\n" can come earlier). Anything else takes the general search.
+        let fast = BLANK_CRLF.find(buf).and_then(|p| {
+            let end = p.checked_sub(1).filter(|e| buf.get(*e) == Some(&b'\r'))?;
+            let (msg, all_crlf) = Self::parse_head_counted(buf.get(..end)?, limits).ok()?;
+            all_crlf.then_some((msg, p + 3))
+        });
+        let (mut msg, body_start) = match fast {
+            Some(found) => found,
+            None => {
+                let Some((head_end, body_start)) = find_head_end(buf) else {
+                    if buf.len() > limits.max_message_size {
+                        return Err(ParseError::new(ErrorKind::TooLarge, "message too large"));
+                    }
+                    return Err(ParseError::new(
+                        ErrorKind::Incomplete,
+                        "header section not terminated by an empty line",
+                    ));
+                };
+                (
+                    Self::parse_head(buf.get(..head_end).unwrap_or(&[]), limits)?,
+                    body_start,
+                )
             }
-            return Err(ParseError::new(
-                ErrorKind::Incomplete,
-                "header section not terminated by an empty line",
-            ));
         };
-        let mut msg = Self::parse_head(buf.get(..head_end).unwrap_or(&[]), limits)?;
         let rest = buf.get(body_start..).unwrap_or(&[]);
         let body_len = match msg.declared_content_length() {
             Ok(Some(n)) => n,
@@ -446,6 +466,11 @@ impl SipMessage {
     /// Parses the start line and header section (without the blank line). Used by the
     /// datagram parser and the stream framer, which find the body themselves.
     pub fn parse_head(head: &[u8], limits: &Limits) -> Result<SipMessage, ParseError> {
+        Self::parse_head_counted(head, limits).map(|(msg, _)| msg)
+    }
+
+    /// [`SipMessage::parse_head`], also telling whether every line ended in CRLF.
+    fn parse_head_counted(head: &[u8], limits: &Limits) -> Result<(SipMessage, bool), ParseError> {
         if head.len() > limits.max_message_size || head.len() > (u32::MAX / 2) as usize {
             return Err(ParseError::new(
                 ErrorKind::TooLarge,
@@ -470,6 +495,7 @@ impl SipMessage {
             newlines: memchr::memchr_iter(b'\n', bytes),
             done: false,
             crlf: 0,
+            bare_lf: false,
         };
         let (fs, fe) = lines.next().unwrap_or((0, 0));
         if fe - fs > limits.max_header_line {
@@ -478,10 +504,11 @@ impl SipMessage {
         let first = head.get(fs..fe).unwrap_or("");
         let start = parse_start(head, first)?;
         let start_raw = Some(span(head, first));
-        // One allocation for the header table, sized from the line count, so parsing
-        // does not grow it header by header.
-        let line_count = memchr::memchr_iter(b'\n', bytes).count();
-        let slots = line_count.min(limits.max_headers);
+        // One allocation for the header table, so parsing does not grow it header by
+        // header. With CRLF line ends (the rule) every header line ends in one of the
+        // CRs already counted; lines ending in a bare LF are counted when the first
+        // one is met, and the table is enlarged once for all of them.
+        let slots = carriage_returns.min(limits.max_headers);
         let mut headers: Vec<Header> = Vec::with_capacity(slots);
         headers.resize_with(slots, Header::empty);
         let mut used = 0usize;
@@ -548,18 +575,31 @@ impl SipMessage {
                 break;
             }
             match split_header_line(line) {
-                Ok((name_end, vs, ve)) => {
-                    // Classified after the loop: a second short pass is cheaper than
-                    // waiting on the lookup while the entry is written.
-                    let h = Header {
-                        name: HeaderName::Other,
-                        name_text: Text::Span(at as u32, (at + name_end) as u32),
-                        value: Text::Span((at + vs) as u32, (at + ve) as u32),
-                        raw: Some((at as u32, end as u32)),
-                    };
+                Ok((kind, name_end, vs, ve)) => {
+                    let name_text = Text::Span(at as u32, (at + name_end) as u32);
+                    let value = Text::Span((at + vs) as u32, (at + ve) as u32);
+                    let raw = Some((at as u32, end as u32));
                     match headers.get_mut(used) {
-                        Some(slot) => *slot = h,
-                        None => headers.push(h),
+                        Some(slot) => {
+                            slot.name = kind;
+                            slot.name_text = name_text;
+                            slot.value = value;
+                            slot.raw = raw;
+                        }
+                        None => {
+                            if headers.len() == headers.capacity() {
+                                let rest = bytes.get(at..).unwrap_or(&[]);
+                                let more = memchr::memchr_iter(b'\n', rest).count() + 1;
+                                let room = limits.max_headers.saturating_sub(used).max(1);
+                                headers.reserve_exact(more.min(room));
+                            }
+                            headers.push(Header {
+                                name: kind,
+                                name_text,
+                                value,
+                                raw,
+                            })
+                        }
                     }
                     used += 1;
                 }
@@ -567,12 +607,6 @@ impl SipMessage {
             }
         }
         headers.truncate(used);
-        for h in &mut headers {
-            if let Text::Span(ns, ne) = h.name_text {
-                let name = bytes.get(ns as usize..ne as usize).unwrap_or(&[]);
-                h.name = HeaderName::classify_bytes(name);
-            }
-        }
         // A CR that does not end a line would be read as a line break by some peers
         // and not by others: forwarding it would let a header hide inside another.
         lines.by_ref().for_each(drop);
@@ -601,6 +635,7 @@ impl SipMessage {
                 "too many Via values",
             ));
         }
+        let all_crlf = !lines.bare_lf;
         let msg = SipMessage {
             head: owned,
             start,
@@ -613,7 +648,7 @@ impl SipMessage {
                 e.partial = Some(Box::new(msg));
                 Err(e)
             }
-            None => Ok(msg),
+            None => Ok((msg, all_crlf)),
         }
     }
 
@@ -1328,6 +1363,22 @@ mod rule_tests {
         // A NUL in the body is fine.
         let m = parse("OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 3\r\n\r\na\0b").unwrap();
         assert_eq!(&m.body()[..], b"a\0b");
+    }
+
+    #[test]
+    fn first_empty_line_ends_the_head_however_written() {
+        // A bare-LF empty line before a CRLF one: the head ends at the first.
+        let m = parse("OPTIONS sip:a@b SIP/2.0\nCall-ID: c\n\nbody\r\n\r\nmore").unwrap();
+        assert_eq!(m.header_count(), 1);
+        assert_eq!(&m.body()[..], b"body\r\n\r\nmore");
+        let m = parse("OPTIONS sip:a@b SIP/2.0\r\nCall-ID: c\r\nX: 1\n\r\nbody").unwrap();
+        assert_eq!((m.header_count(), &m.body()[..]), (2, &b"body"[..]));
+        let m = parse("OPTIONS sip:a@b SIP/2.0\r\nCall-ID: c\n\nX: 1\r\n\r\nbody").unwrap();
+        assert_eq!(m.header_count(), 1);
+        assert_eq!(&m.body()[..], b"X: 1\r\n\r\nbody");
+        // An error found past a bare-LF empty line belongs to the body, not the head.
+        let m = parse("OPTIONS sip:a@b SIP/2.0\nCall-ID: c\n\nno colon here\r\n\r\n").unwrap();
+        assert_eq!(m.call_id(), Some("c"));
     }
 
     #[test]
