@@ -395,7 +395,7 @@ impl Sipveil {
         routes: &[Route],
         extra: &str,
     ) -> Sipveil {
-        let mut s = Sipveil::configure(dir, interfaces, routes, extra);
+        let mut s = Sipveil::write_config(dir, interfaces, routes, extra);
         s.launch();
         s
     }
@@ -411,16 +411,28 @@ impl Sipveil {
         routes: &[Route],
         extra: &str,
     ) -> Sipveil {
+        if extra.contains("[admission") {
+            Sipveil::write_config(dir, interfaces, routes, extra)
+        } else {
+            let extra = format!("{extra}\n{LOAD_GENERATORS_EXEMPT}");
+            Sipveil::write_config(dir, interfaces, routes, &extra)
+        }
+    }
+
+    /// Writes the config with `extra` appended as is (the admission defaults stay
+    /// in force unless `extra` changes them).
+    fn write_config(
+        dir: &Path,
+        interfaces: &[Interface],
+        routes: &[Route],
+        extra: &str,
+    ) -> Sipveil {
         let data_dir = dir.join("data");
         fs::create_dir_all(&data_dir).expect("create data_dir");
         let config_path = dir.join("sipveil.toml");
         let mut text = config_toml("test-edge", &data_dir, interfaces, routes);
         text.push('\n');
         text.push_str(extra);
-        if !extra.contains("[admission") {
-            text.push('\n');
-            text.push_str(LOAD_GENERATORS_EXEMPT);
-        }
         fs::write(&config_path, text).expect("write sipveil config");
         let probe = interfaces
             .iter()
