@@ -223,6 +223,12 @@ egress = "core"
 # flood threshold meant for a public interface: declare it a known peer.
 [admission]
 exempt = ["$CALLER_IP"]
+
+# A signaling benchmark: media is not relayed (at thousands of calls/s the relay's
+# port pool, with its 5 s reuse quarantine, would be the limit, not the SBC core).
+# MEDIA_MODE=relay measures with the relay on.
+[media]
+mode = "${MEDIA_MODE:-passthrough}"
 EOF
   RUST_LOG=${RUST_LOG:-warn} "$SIPVEIL_BIN" run --config "$cfg" >"$OUT/sipveil.log" 2>&1 &
   local pid=$!
