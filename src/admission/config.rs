@@ -265,7 +265,9 @@ impl Default for AuthConfig {
 /// `[admission.overload]`: global bounds (not per source).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OverloadConfig {
-    /// `max_transactions` (default 50000): at this many transactions, new
+    /// `max_transactions` (default 1000000): at this many transactions (those in
+    /// their RFC 3261 wait states, timers D/J/K/M, count: about 6 per call for 32 s
+    /// over UDP, so 1,000,000 is ~5,000 calls/s), new
     /// out-of-dialog requests (except ACK and CANCEL) get 503.
     pub max_transactions: usize,
     /// `max_calls` (default 10000): at this many calls, new INVITEs get 503.
@@ -277,7 +279,7 @@ pub struct OverloadConfig {
 impl Default for OverloadConfig {
     fn default() -> Self {
         OverloadConfig {
-            max_transactions: 50_000,
+            max_transactions: 1_000_000,
             max_calls: 10_000,
             retry_after: 10,
         }
