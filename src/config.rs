@@ -188,6 +188,14 @@ pub struct Interface {
     /// `rate = { invite = .., register = .., other = .., *_burst = .. }`: this
     /// interface's per-source budgets, replacing those of `[admission.rate]`.
     pub rate: crate::admission::RateOverride,
+    /// `media_address`: the relay's address toward this side; default the
+    /// advertised address (or the listen address when that is a name).
+    pub media_address: Option<std::net::IpAddr>,
+    /// `codecs = { allow = [..], deny = [..], prefer = [..] }`: codec policy for
+    /// offers from and toward this side; an offer left with none gets 488.
+    pub codecs: crate::sdp::CodecPolicy,
+    /// `rtpengine_interface`: rtpengine's interface name facing this side.
+    pub rtpengine_interface: Option<String>,
 }
 
 /// Which identity header an interface's peers expect (`identity_header`).
@@ -818,6 +826,10 @@ struct RawInterface {
     allow: Vec<String>,
     #[serde(default)]
     rate: admission::RawRateOverride,
+    media_address: Option<String>,
+    #[serde(default)]
+    codecs: crate::sdp::CodecPolicy,
+    rtpengine_interface: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -960,6 +972,53 @@ fn socket_addr(s: &str) -> Result<SocketAddr, String> {
     Ok(addr)
 }
 
+/// `media_address` and `codecs` of `[[interface]]` #`i`, checked: the address
+/// must be a concrete IP (the relay binds to it), codec names must be tokens.
+fn interface_media(
+    i: usize,
+    here: &str,
+    ri: &RawInterface,
+    p: &mut Problems<'_, '_>,
+) -> Option<std::net::IpAddr> {
+    use Seg::{Index as I, Key as K};
+    for (key, names) in [
+        ("allow", &ri.codecs.allow),
+        ("deny", &ri.codecs.deny),
+        ("prefer", &ri.codecs.prefer),
+    ] {
+        if let Some(bad) = names
+            .iter()
+            .find(|n| n.is_empty() || !n.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            p.add(
+                &[K("interface"), I(i), K("codecs"), K(key)],
+                format!("{here}: codecs.{key}: `{bad}` is not a codec name (like PCMU, opus, telephone-event)"),
+            );
+        }
+    }
+    if ri
+        .rtpengine_interface
+        .as_deref()
+        .is_some_and(|n| !valid_name(n))
+    {
+        p.add(
+            &[K("interface"), I(i), K("rtpengine_interface")],
+            format!("{here}: rtpengine_interface must be letters, digits, '-', '_' or '.'"),
+        );
+    }
+    let text = ri.media_address.as_deref()?;
+    match text.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+        Ok(ip) if !ip.is_unspecified() => Some(ip),
+        _ => {
+            p.add(
+                &[K("interface"), I(i), K("media_address")],
+                format!("{here}: media_address must be an IP address of this host (not a name, not 0.0.0.0), got `{text}`"),
+            );
+            None
+        }
+    }
+}
+
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
@@ -1067,6 +1126,7 @@ fn validate(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<Problem>> {
             }
         }
         let (allow, rate) = admission::interface(i, &here, &ri.allow, &ri.rate, &mut p);
+        let media_address = interface_media(i, &here, ri, &mut p);
         interfaces.push(Interface {
             name: ri.name.clone(),
             udp,
@@ -1077,6 +1137,9 @@ fn validate(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<Problem>> {
             identity_header: ri.identity_header,
             allow,
             rate,
+            media_address,
+            codecs: ri.codecs.clone(),
+            rtpengine_interface: ri.rtpengine_interface.clone(),
         });
     }
     // Two listeners of one transport cannot share an address, nor a port when one

@@ -230,13 +230,6 @@ async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
     let mut hup = hangups();
     let mut engine = Engine::new(rc.engine);
     engine.set_policy(policy.clone());
-    if !records.is_empty() {
-        tracing::info!(
-            calls = records.len(),
-            "restored established calls from the store"
-        );
-    }
-    engine.restore(records);
     match rc.media.mode {
         crate::media::MediaMode::Relay => {
             let relay = crate::media::MediaRelay::new(rc.media.clone())
@@ -251,9 +244,28 @@ async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
             tracing::warn!("[media] mode = passthrough: SDP addresses cross unchanged (media topology is not hidden)");
         }
         crate::media::MediaMode::Rtpengine => {
-            tracing::warn!("[media] mode = rtpengine: the ng client exists but is not driven by the call flow yet; SDP crosses unchanged");
+            let client =
+                crate::media::rtpengine::NgClient::from_config(&rc.media).ok_or_else(|| {
+                    anyhow::anyhow!("[media] mode = rtpengine needs rtpengine = \"IP:PORT\"")
+                })?;
+            match client.ping() {
+                Ok(()) => {
+                    tracing::info!(rtpengine = ?rc.media.rtpengine, "media anchored by rtpengine")
+                }
+                Err(e) => {
+                    tracing::warn!(rtpengine = ?rc.media.rtpengine, "rtpengine does not answer yet ({e}); calls get 503 until it does")
+                }
+            }
+            engine.enable_rtpengine(client);
         }
     }
+    if !records.is_empty() {
+        tracing::info!(
+            calls = records.len(),
+            "restored established calls from the store"
+        );
+    }
+    engine.restore(records);
     if let Some(reg) = rc.registrar.clone() {
         let bindings = store
             .scan(crate::registrar::location::KEY_PREFIX)
@@ -424,6 +436,11 @@ pub fn from_config(cfg: &crate::config::Config) -> anyhow::Result<RuntimeConfig>
                 crate::config::IdentityHeader::Both => {
                     crate::policy::identity::IdentityHeader::Both
                 }
+            },
+            media: crate::dialog::IfaceMedia {
+                address: i.media_address,
+                codecs: i.codecs.clone(),
+                rtpengine_interface: i.rtpengine_interface.clone(),
             },
         })
         .collect();

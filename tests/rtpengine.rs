@@ -78,8 +78,8 @@ fn through(tx: &UdpSocket, dst: SocketAddr, pkt: &[u8], rx: &UdpSocket) -> Socke
     panic!("rtpengine did not forward to {:?}", rx.local_addr());
 }
 
-#[tokio::test]
-async fn offer_answer_rtp_delete() {
+#[test]
+fn offer_answer_rtp_delete() {
     let Some(bin) = common::require_tool("rtpengine::offer_answer_rtp_delete", "rtpengine") else {
         return;
     };
@@ -109,10 +109,10 @@ async fn offer_answer_rtp_delete() {
     // Ready when it answers a ping.
     let t0 = Instant::now();
     loop {
-        match c.ping().await {
+        match c.ping() {
             Ok(()) => break,
             Err(e) if t0.elapsed() > Duration::from_secs(10) => panic!("rtpengine not up: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }
 
@@ -134,7 +134,6 @@ async fn offer_answer_rtp_delete() {
             ice: Some("remove"),
             ..Session::default()
         })
-        .await
         .expect("offer");
     let to_b = String::from_utf8(to_b).unwrap();
     let (addr_b, relay_for_b) = media_of(&to_b);
@@ -153,7 +152,6 @@ async fn offer_answer_rtp_delete() {
             ice: Some("remove"),
             ..Session::default()
         })
-        .await
         .expect("answer");
     let to_a = String::from_utf8(to_a).unwrap();
     let (_, relay_for_a) = media_of(&to_a);
@@ -166,17 +164,15 @@ async fn offer_answer_rtp_delete() {
     let from = through(&b, ([127, 0, 0, 1], relay_for_b).into(), &rtp(2), &a);
     assert_eq!(from.port(), relay_for_a);
 
-    c.delete(&call_id, "a-tag", None).await.expect("delete");
+    c.delete(&call_id, "a-tag", None).expect("delete");
     // An answer for a call rtpengine does not know is refused with a reason.
-    let stray = c
-        .answer(&Session {
-            call_id: "no-such-call",
-            from_tag: "x",
-            to_tag: Some("y"),
-            sdp: sdp(b_port, "333").as_bytes(),
-            ..Session::default()
-        })
-        .await;
+    let stray = c.answer(&Session {
+        call_id: "no-such-call",
+        from_tag: "x",
+        to_tag: Some("y"),
+        sdp: sdp(b_port, "333").as_bytes(),
+        ..Session::default()
+    });
     match stray {
         Err(NgError::Refused(reason)) => eprintln!("unknown call refused: {reason}"),
         other => panic!("answer to an unknown call: {other:?}"),

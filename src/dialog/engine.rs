@@ -3,6 +3,7 @@
 mod in_dialog;
 mod media;
 mod register;
+mod rtpengine;
 mod setup;
 mod wire;
 
@@ -159,7 +160,7 @@ struct Call {
     /// The subscriber the caller authenticated as, if it did.
     identity: Option<String>,
     /// SDP state of both legs, once a body crossed.
-    media: Option<media::CallMedia>,
+    media: Option<super::record::CallMedia>,
 }
 
 fn idx(side: Side) -> usize {
@@ -191,6 +192,7 @@ impl Call {
             b: self.b.clone(),
             started: self.started,
             answered: self.answered,
+            media: self.media.clone(),
         }
     }
 }
@@ -357,7 +359,9 @@ impl Engine {
     }
 
     /// Restores established calls read from the store after a restart.
+    /// Call after enabling media: relayed calls get their ports back.
     pub fn restore(&mut self, records: Vec<CallRecord>) {
+        self.restore_media(&records);
         for r in records {
             let id = self.next_call;
             self.next_call += 1;
@@ -384,7 +388,7 @@ impl Engine {
                     caller,
                     callee,
                     identity: None,
-                    media: None,
+                    media: r.media,
                 },
             );
         }

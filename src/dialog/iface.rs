@@ -22,6 +22,23 @@ pub struct IfaceInfo {
     pub send_identity: bool,
     /// Which identity header this side speaks.
     pub identity_header: crate::policy::identity::IdentityHeader,
+    /// Media settings of this side (address, codecs, rtpengine interface).
+    pub media: IfaceMedia,
+}
+
+/// Per-interface media settings: where the relay listens toward this side and
+/// which codecs offers may carry to and from it.
+#[derive(Clone, Debug, Default)]
+pub struct IfaceMedia {
+    /// `media_address`: the relay's address toward this side, when it is not the
+    /// advertised one (e.g. a separate media NIC).
+    pub address: Option<std::net::IpAddr>,
+    /// `codecs`: allow, deny and preferred order applied to every offer that
+    /// arrives from or leaves toward this side.
+    pub codecs: crate::sdp::CodecPolicy,
+    /// `rtpengine_interface`: the rtpengine `--interface` name facing this side,
+    /// sent in the ng `direction` list (`mode = "rtpengine"`).
+    pub rtpengine_interface: Option<String>,
 }
 
 impl IfaceInfo {
@@ -67,9 +84,12 @@ impl IfaceInfo {
         }
     }
 
-    /// The address media is anchored at on this side: the advertised address when
-    /// it is an IP, else the listen address.
+    /// The address media is anchored at on this side: `media_address`, else the
+    /// advertised address when it is an IP, else the listen address.
     pub fn media_ip(&self) -> Option<std::net::IpAddr> {
+        if let Some(ip) = self.media.address {
+            return Some(ip);
+        }
         if let Ok(ip) = self
             .advertise
             .trim_matches(['[', ']'])

@@ -13,9 +13,9 @@ pub(crate) use engine::wire_response_peer as response_peer;
 pub use engine::{
     AuthEvent, Engine, EngineConfig, NextHop, Output, RegistrarConfig, Route, Target,
 };
-pub use iface::IfaceInfo;
+pub use iface::{IfaceInfo, IfaceMedia};
 pub use leg::{Leg, Side};
-pub use record::CallRecord;
+pub use record::{CallMedia, CallRecord, Remote, StreamRecord};
 
 #[cfg(test)]
 mod tests;

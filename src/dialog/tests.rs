@@ -50,6 +50,7 @@ fn config() -> EngineConfig {
                 trusted: false,
                 send_identity: true,
                 identity_header: Default::default(),
+                media: Default::default(),
             },
             IfaceInfo {
                 name: "core".into(),
@@ -59,6 +60,7 @@ fn config() -> EngineConfig {
                 trusted: true,
                 send_identity: true,
                 identity_header: Default::default(),
+                media: Default::default(),
             },
         ],
         routes: vec![Route {
@@ -2285,4 +2287,71 @@ fn critical_privacy_that_cannot_be_met_gets_500() {
     let out = h.caller_sends(&caller_invite_with(&["Privacy: session;critical"], OFFER));
     assert!(out.iter().any(|s| s.is_response(500)), "{out:#?}");
     assert_eq!(h.count_requests_to(CALLEE, Method::Invite), 0);
+}
+
+/// An offer of PCMU, PCMA and telephone-event.
+const OFFER_TWO_CODECS: &str = "v=0\r\no=alice 1 1 IN IP4 192.0.2.55\r\ns=-\r\nc=IN IP4 192.0.2.55\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+#[test]
+fn codec_policy_of_the_egress_interface_filters_and_orders_offers() {
+    let mut cfg = config();
+    cfg.ifaces[1].media.codecs = crate::sdp::CodecPolicy {
+        allow: vec!["PCMA".into(), "PCMU".into()],
+        deny: vec!["PCMU".into()],
+        prefer: vec![],
+    };
+    let mut h = Harness::with_config(cfg);
+    h.caller_sends(&caller_invite_with(&[], OFFER_TWO_CODECS));
+    let inv = h.last_request_to(CALLEE, Method::Invite);
+    let body = String::from_utf8_lossy(inv.body()).to_string();
+    assert!(body.contains("m=audio 40000 RTP/AVP 8 101\r\n"), "{body}");
+    assert!(!body.contains("PCMU"), "{body}");
+    assert!(body.contains("telephone-event"), "{body}");
+}
+
+#[test]
+fn codec_policy_of_the_ingress_interface_applies_too_and_empty_offers_get_488() {
+    let mut cfg = config();
+    cfg.ifaces[0].media.codecs = crate::sdp::CodecPolicy {
+        allow: vec!["G722".into()],
+        deny: vec![],
+        prefer: vec![],
+    };
+    let mut h = Harness::with_config(cfg);
+    h.caller_sends(&caller_invite_with(&[], OFFER_TWO_CODECS));
+    let f = final_to_caller(&h);
+    assert!(f.is_response(488), "{}", f.raw);
+    let warning = f.msg.header(HeaderName::Warning).unwrap_or_default();
+    assert!(warning.starts_with("399 "), "{}", f.raw);
+    assert!(warning.contains("no acceptable codec"), "{}", f.raw);
+    assert!(h.sent_to(CALLEE).is_empty());
+    assert_eq!(h.eng.call_count(), 0);
+}
+
+#[test]
+fn codec_policy_leaves_answers_alone() {
+    let mut cfg = config();
+    // The caller's side prefers PCMA; the callee's answer is not an offer.
+    cfg.ifaces[0].media.codecs = crate::sdp::CodecPolicy {
+        allow: vec![],
+        deny: vec![],
+        prefer: vec!["PCMA".into()],
+    };
+    let mut h = Harness::with_config(cfg);
+    h.caller_sends(&caller_invite_with(&[], OFFER_TWO_CODECS));
+    let inv = h.last_request_to(CALLEE, Method::Invite).clone();
+    let body = String::from_utf8_lossy(inv.body()).to_string();
+    assert!(body.contains("m=audio 40000 RTP/AVP 8 0 101\r\n"), "{body}");
+    let answer = "v=0\r\no=bob 2 2 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\nm=audio 50000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+    h.callee_sends(&response(
+        &inv.msg,
+        200,
+        "OK",
+        Some("b-tag-1"),
+        &["Contact: <sip:bob@127.0.0.2:5090>"],
+        answer,
+    ));
+    let ok = h.last_response_to(CALLER, 200);
+    let body = String::from_utf8_lossy(ok.body()).to_string();
+    assert!(body.contains("m=audio 50000 RTP/AVP 0 101\r\n"), "{body}");
 }

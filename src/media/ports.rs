@@ -67,8 +67,8 @@ impl PortAllocator {
             .map_or(0, |p| p.busy.iter().filter(|b| **b).count())
     }
 
-    /// The next RTP port on `ip`, or `None` when every pair is busy or resting.
-    pub fn take(&mut self, ip: IpAddr, now: Instant) -> Option<u16> {
+    /// The pool of `ip`, created on first use (bounded by `MAX_ADDRESSES`).
+    fn pool(&mut self, ip: IpAddr) -> Option<&mut Pool> {
         if !self.pools.contains_key(&ip) {
             if self.pools.len() >= MAX_ADDRESSES || self.pairs == 0 {
                 return None;
@@ -84,9 +84,16 @@ impl PortAllocator {
                 },
             );
         }
-        let pool = self.pools.get_mut(&ip)?;
+        self.pools.get_mut(&ip)
+    }
+
+    /// The next RTP port on `ip`, or `None` when every pair is busy or resting.
+    pub fn take(&mut self, ip: IpAddr, now: Instant) -> Option<u16> {
+        let quarantine = self.quarantine;
+        let first = self.first;
+        let pool = self.pool(ip)?;
         while let Some(&(since, idx)) = pool.resting.front() {
-            if now.saturating_duration_since(since) < self.quarantine {
+            if now.saturating_duration_since(since) < quarantine {
                 break;
             }
             pool.resting.pop_front();
@@ -96,7 +103,30 @@ impl PortAllocator {
         if let Some(b) = pool.busy.get_mut(usize::from(idx)) {
             *b = true;
         }
-        Some(self.first + 2 * idx)
+        Some(first + 2 * idx)
+    }
+
+    /// Takes the pair of `rtp_port` on `ip` whatever its place in the free list
+    /// (a call restored after a restart keeps the ports its peers were told).
+    /// `false` when the port is outside the range, odd, or already busy.
+    pub fn claim(&mut self, ip: IpAddr, rtp_port: u16) -> bool {
+        let Some(off) = rtp_port.checked_sub(self.first) else {
+            return false;
+        };
+        if off % 2 != 0 || off / 2 >= self.pairs {
+            return false;
+        }
+        let idx = off / 2;
+        let Some(pool) = self.pool(ip) else {
+            return false;
+        };
+        match pool.busy.get_mut(usize::from(idx)) {
+            Some(b) if !*b => *b = true,
+            _ => return false,
+        }
+        pool.free.retain(|&i| i != idx);
+        pool.resting.retain(|&(_, i)| i != idx);
+        true
     }
 
     /// Returns a pair (by its RTP port); it rests for the quarantine before reuse.
@@ -131,6 +161,45 @@ pub struct BoundPair {
     pub port: u16,
 }
 
+/// Binds the pair of `port` (RTP) and `port + 1` (RTCP) on `ip`, non-blocking.
+fn bind_at(ip: IpAddr, port: u16) -> io::Result<(UdpSocket, UdpSocket)> {
+    let bind = |p: u16| {
+        let s = UdpSocket::bind(SocketAddr::new(ip, p))?;
+        s.set_nonblocking(true)?;
+        Ok::<_, io::Error>(s)
+    };
+    let rtcp_port = port.checked_add(1).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "RTP port 65535 has no RTCP port",
+        )
+    })?;
+    let rtp = bind(port)?;
+    Ok((rtp, bind(rtcp_port)?))
+}
+
+/// Claims and binds exactly the pair of `port` on `ip` (restoring a call).
+pub fn bind_exact(
+    alloc: &mut PortAllocator,
+    ip: IpAddr,
+    port: u16,
+    now: Instant,
+) -> io::Result<BoundPair> {
+    if !alloc.claim(ip, port) {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("media port {port} on {ip} is outside the range or taken"),
+        ));
+    }
+    match bind_at(ip, port) {
+        Ok((rtp, rtcp)) => Ok(BoundPair { rtp, rtcp, port }),
+        Err(e) => {
+            alloc.give_back(ip, port, now);
+            Err(e)
+        }
+    }
+}
+
 /// Takes pairs from `alloc` until both ports of one bind on `ip`. A pair that
 /// fails to bind (another program holds a port) rests like a released one.
 pub fn bind_pair(alloc: &mut PortAllocator, ip: IpAddr, now: Instant) -> io::Result<BoundPair> {
@@ -140,12 +209,7 @@ pub fn bind_pair(alloc: &mut PortAllocator, ip: IpAddr, now: Instant) -> io::Res
         let Some(port) = alloc.take(ip, now) else {
             break;
         };
-        let bind = |p: u16| {
-            let s = UdpSocket::bind(SocketAddr::new(ip, p))?;
-            s.set_nonblocking(true)?;
-            Ok::<_, io::Error>(s)
-        };
-        match bind(port).and_then(|rtp| Ok((rtp, bind(port + 1)?))) {
+        match bind_at(ip, port) {
             Ok((rtp, rtcp)) => return Ok(BoundPair { rtp, rtcp, port }),
             Err(e) => {
                 alloc.give_back(ip, port, now);
@@ -191,6 +255,21 @@ mod tests {
         assert_eq!(c.capacity(), 0);
         let d = PortAllocator::new(65534, 65535, Duration::ZERO);
         assert_eq!(d.capacity(), 1);
+    }
+
+    #[test]
+    fn a_claimed_pair_is_not_handed_out_again() {
+        let mut a = PortAllocator::new(30000, 30003, Duration::ZERO);
+        assert!(a.claim(IP, 30002));
+        assert!(!a.claim(IP, 30002), "already busy");
+        assert!(!a.claim(IP, 30003), "odd");
+        assert!(!a.claim(IP, 30004), "outside");
+        assert!(!a.claim(IP, 29998), "below");
+        let now = Instant::now();
+        assert_eq!(a.take(IP, now), Some(30000));
+        assert_eq!(a.take(IP, now), None);
+        a.give_back(IP, 30002, now);
+        assert_eq!(a.take(IP, now), Some(30002));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use mio::{Poll, Waker};
 
 use super::config::MediaConfig;
-use super::ports::{bind_pair, PortAllocator};
+use super::ports::{bind_exact, bind_pair, BoundPair, PortAllocator};
 use super::stats::{Counters, StreamStats};
 use super::worker::{Command, Worker, WAKER};
 use super::Side;
@@ -53,7 +53,7 @@ pub enum MediaError {
 
 /// The ports sipveil advertises for one stream: A's on side A's address (written
 /// into the SDP sent to side A), B's on side B's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StreamPorts {
     /// RTP port on side A's media address.
     pub a_rtp: u16,
@@ -203,6 +203,58 @@ impl MediaRelay {
             b_rtp: b.port,
             b_rtcp: b.port + 1,
         };
+        self.install(st, call_id, stream, (a_ip, a), (b_ip, b), ports, now);
+        Ok(ports)
+    }
+
+    /// Binds exactly the ports a call had before a restart (its peers still send
+    /// there) and starts forwarding between them; remotes follow by
+    /// [`MediaRelay::set_remote`].
+    pub fn restore(
+        &self,
+        call_id: &str,
+        stream: usize,
+        a_ip: IpAddr,
+        b_ip: IpAddr,
+        ports: StreamPorts,
+    ) -> Result<(), MediaError> {
+        let now = Instant::now();
+        let mut st = self.state();
+        if st
+            .calls
+            .get(call_id)
+            .is_some_and(|c| c.contains_key(&stream))
+        {
+            return Ok(());
+        }
+        let a = bind_exact(&mut st.ports, a_ip, ports.a_rtp, now)
+            .map_err(|source| MediaError::Ports { ip: a_ip, source })?;
+        let b = match bind_exact(&mut st.ports, b_ip, ports.b_rtp, now) {
+            Ok(b) => b,
+            Err(source) => {
+                drop(a.rtp);
+                drop(a.rtcp);
+                st.ports.give_back(a_ip, a.port, now);
+                return Err(MediaError::Ports { ip: b_ip, source });
+            }
+        };
+        self.install(st, call_id, stream, (a_ip, a), (b_ip, b), ports, now);
+        Ok(())
+    }
+
+    /// Files a bound stream under its call and hands its sockets to the least
+    /// loaded worker.
+    #[allow(clippy::too_many_arguments)]
+    fn install(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        call_id: &str,
+        stream: usize,
+        (a_ip, a): (IpAddr, BoundPair),
+        (b_ip, b): (IpAddr, BoundPair),
+        ports: StreamPorts,
+        now: Instant,
+    ) {
         let id = st.next_id;
         st.next_id += 1;
         let worker = (0..st.load.len())
@@ -236,7 +288,6 @@ impl MediaRelay {
                 counters,
             });
         }
-        Ok(ports)
     }
 
     /// Tells the relay where one side's far end said it receives (from an offer or

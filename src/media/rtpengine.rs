@@ -7,7 +7,10 @@
 //! setup works unchanged. Bencode is done by `serde_bencode` (built here, small,
 //! serde-driven; dictionary keys come out sorted as bencode requires) rather than
 //! by hand. Each command uses its own ephemeral socket, so concurrent commands
-//! never see each other's replies and no reply router is needed. A command is
+//! never see each other's replies and no reply router is needed. Commands block
+//! the caller for at most `timeout × tries`: the signaling core calls them
+//! directly (an ng round trip on a local rtpengine is well under a millisecond)
+//! and stops asking for a while after a timeout (see the engine's media code). A command is
 //! resent with the same cookie when its reply is late: rtpengine remembers the
 //! replies by cookie, so a resent `offer` is answered from that cache instead of
 //! being applied twice.
@@ -16,7 +19,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::net::UdpSocket;
+use std::net::UdpSocket;
+use std::time::Instant;
 
 use super::config::MediaConfig;
 
@@ -164,13 +168,11 @@ impl NgClient {
     }
 
     /// Is rtpengine there? (`ping` → `pong`)
-    pub async fn ping(&self) -> Result<(), NgError> {
-        let r = self
-            .command(&Request {
-                command: "ping",
-                ..Request::default()
-            })
-            .await?;
+    pub fn ping(&self) -> Result<(), NgError> {
+        let r = self.command(&Request {
+            command: "ping",
+            ..Request::default()
+        })?;
         if r.result == "pong" {
             Ok(())
         } else {
@@ -180,20 +182,20 @@ impl NgClient {
 
     /// Sends the offerer's SDP; returns the SDP for the answerer (rtpengine's
     /// addresses and ports).
-    pub async fn offer(&self, s: &Session<'_>) -> Result<Vec<u8>, NgError> {
-        self.session("offer", s).await
+    pub fn offer(&self, s: &Session<'_>) -> Result<Vec<u8>, NgError> {
+        self.session("offer", s)
     }
 
     /// Sends the answerer's SDP (with its to-tag); returns the SDP for the offerer.
-    pub async fn answer(&self, s: &Session<'_>) -> Result<Vec<u8>, NgError> {
+    pub fn answer(&self, s: &Session<'_>) -> Result<Vec<u8>, NgError> {
         if s.to_tag.is_none() {
             return Err(NgError::BadReply("answer needs a to-tag".into()));
         }
-        self.session("answer", s).await
+        self.session("answer", s)
     }
 
     /// Ends the call (or, with a to-tag, one branch of it) and frees its ports.
-    pub async fn delete(
+    pub fn delete(
         &self,
         call_id: &str,
         from_tag: &str,
@@ -206,48 +208,58 @@ impl NgClient {
             to_tag,
             ..Request::default()
         })
-        .await
         .map(|_| ())
     }
 
-    async fn session(&self, command: &str, s: &Session<'_>) -> Result<Vec<u8>, NgError> {
-        let r = self
-            .command(&Request {
-                command,
-                call_id: Some(s.call_id),
-                from_tag: Some(s.from_tag),
-                to_tag: s.to_tag,
-                sdp: Some(s.sdp),
-                flags: s.flags,
-                replace: s.replace,
-                ice: s.ice,
-                direction: s.direction,
-                rtcp_mux: s.rtcp_mux,
-                transport_protocol: None,
-            })
-            .await?;
+    fn session(&self, command: &str, s: &Session<'_>) -> Result<Vec<u8>, NgError> {
+        let r = self.command(&Request {
+            command,
+            call_id: Some(s.call_id),
+            from_tag: Some(s.from_tag),
+            to_tag: s.to_tag,
+            sdp: Some(s.sdp),
+            flags: s.flags,
+            replace: s.replace,
+            ice: s.ice,
+            direction: s.direction,
+            rtcp_mux: s.rtcp_mux,
+            transport_protocol: None,
+        })?;
         r.sdp
             .ok_or_else(|| NgError::BadReply(format!("{command} reply without sdp")))
     }
 
     /// Sends one command until a reply with its cookie comes back.
-    pub async fn command(&self, req: &Request<'_>) -> Result<Reply, NgError> {
+    pub fn command(&self, req: &Request<'_>) -> Result<Reply, NgError> {
         let cookie = format!("{:016x}", fastrand::u64(..));
         let msg = encode(&cookie, req)?;
         let local: IpAddr = match self.server {
             SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
             SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
         };
-        let sock = UdpSocket::bind((local, 0)).await?;
-        sock.connect(self.server).await?;
+        let sock = UdpSocket::bind((local, 0))?;
+        sock.connect(self.server)?;
         let mut buf = vec![0u8; MAX_REPLY];
         for _ in 0..self.tries {
-            sock.send(&msg).await?;
-            let deadline = tokio::time::Instant::now() + self.timeout;
+            sock.send(&msg)?;
+            let deadline = Instant::now() + self.timeout;
             loop {
-                let n = match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
-                    Err(_) => break, // this try timed out
-                    Ok(r) => r?,
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break; // this try timed out
+                }
+                sock.set_read_timeout(Some(left))?;
+                let n = match sock.recv(&mut buf) {
+                    Ok(n) => n,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        break
+                    }
+                    Err(e) => return Err(e.into()),
                 };
                 // Replies of an earlier command on a reused port are skipped.
                 let Some(reply) = decode(&cookie, buf.get(..n).unwrap_or_default()) else {

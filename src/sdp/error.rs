@@ -27,17 +27,33 @@ pub enum SdpError {
     /// The codec policy left no media section with an acceptable format.
     #[error("no acceptable codec")]
     NoAcceptableCodec,
+    /// The media anchor (relay ports, rtpengine) cannot take the stream now; the
+    /// request may succeed later.
+    #[error("media unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl SdpError {
     /// The SIP status that answers a request carrying this SDP: 488 Not Acceptable
     /// Here when the codec policy refuses everything, 500 for our own plan faults,
-    /// 400 Bad Request for a malformed body.
+    /// 503 when the media anchor is out of ports or unreachable, 400 Bad Request
+    /// for a malformed body.
     pub fn status(&self) -> u16 {
         match self {
             SdpError::NoAcceptableCodec => 488,
             SdpError::Plan(_) => 500,
+            SdpError::Unavailable(_) => 503,
             _ => 400,
+        }
+    }
+
+    /// The reason phrase that goes with [`SdpError::status`].
+    pub fn reason(&self) -> &'static str {
+        match self.status() {
+            488 => "Not Acceptable Here",
+            500 => "Server Internal Error",
+            503 => "Service Unavailable",
+            _ => "Bad Request",
         }
     }
 

@@ -10,6 +10,7 @@ use crate::dialog::crossing::copy_body;
 use crate::dialog::leg::{is_target_refresh, Side};
 use crate::sip::{HeaderName, Method, SipMessage};
 use crate::transaction::{ClientTxId, ServerTxId};
+use media::SdpRole;
 
 impl Engine {
     pub(super) fn on_ack(&mut self, msg: &SipMessage) {
@@ -45,7 +46,7 @@ impl Engine {
         let mut ack = leg.request(Method::Ack, Some(other_cseq), &iface, 70);
         let peer = dialog_peer(leg);
         copy_body(msg, &mut ack);
-        if let Err(e) = self.anchor_body(call_no, side, msg, &mut ack) {
+        if let Err(e) = self.anchor_body(call_no, side, SdpRole::Answer, msg, &mut ack) {
             tracing::warn!("SDP in ACK not relayed: {e}");
             ack.set_body(Bytes::new());
         }
@@ -216,9 +217,13 @@ impl Engine {
         call.leg_mut(other).local_cseq = new_cseq;
         let from_iface = call.leg(side).iface;
         self.cross(from_iface, target_leg.iface, msg, &mut req);
-        if let Err(e) = self.anchor_body(call_no, side, msg, &mut req) {
-            let code = e.status();
-            return self.reply(id, code, &format!("Bad Request ({e})"), now);
+        let role = if matches!(method, Method::Invite | Method::Update) {
+            SdpRole::Offer
+        } else {
+            SdpRole::Answer
+        };
+        if let Err(e) = self.anchor_body(call_no, side, role, msg, &mut req) {
+            return self.reject_sdp(id, &e, now);
         }
         let Some(call) = self.calls.get_mut(&call_no) else {
             return;
@@ -336,7 +341,8 @@ impl Engine {
             Some((from, to)) => self.cross(from, to, msg, &mut r),
             None => crate::dialog::crossing::copy_across(msg, &mut r),
         }
-        if let Err(e) = self.anchor_body(call_no, other, msg, &mut r) {
+        let role = SdpRole::of_response(self.server_req(server).is_some_and(media::has_sdp));
+        if let Err(e) = self.anchor_body(call_no, other, role, msg, &mut r) {
             tracing::warn!("SDP in a {code} not relayed: {e}");
             r.set_body(Bytes::new());
         }

@@ -1,34 +1,50 @@
 //! Media anchoring in the call flow: every SDP that crosses is rewritten to name
-//! sipveil's own address and relay ports on the receiving side, and the relay
-//! learns where the sending side wants media. Without a relay (passthrough) bodies
-//! cross unchanged.
+//! sipveil's own address and ports on the receiving side (built-in relay), or
+//! handed to rtpengine, which does the same. Offers pass the codec policy of both
+//! interfaces first. In passthrough mode bodies cross unchanged apart from that
+//! policy.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use super::{Call, Engine};
+use super::rtpengine::NgAnchor;
+use super::{Call, Engine, State};
 use crate::dialog::leg::Side;
+use crate::dialog::record::{CallMedia, CallRecord, Remote, StreamRecord};
 use crate::media::{MediaRelay, Side as MediaSide};
-use crate::sdp::{MediaPlan, OriginState, RewritePlan, Sdp, SdpError};
+use crate::sdp::{MediaPlan, RewritePlan, Sdp, SdpError};
 use crate::sip::SipMessage;
 
-/// The relay and its settings, as the engine uses them.
+/// The media anchor and its settings, as the engine uses them.
 pub(crate) struct Anchor {
-    pub(crate) relay: MediaRelay,
+    pub(crate) backend: Backend,
     pub(crate) timeout: Option<Duration>,
     pub(crate) next_check: Option<Instant>,
 }
 
-/// Per-call SDP state: each leg's own o= identifiers.
-#[derive(Clone, Debug)]
-pub(crate) struct CallMedia {
-    pub(crate) origin: [OriginState; 2],
+/// Who forwards the media.
+pub(crate) enum Backend {
+    /// sipveil's own relay threads.
+    Relay(MediaRelay),
+    /// An external rtpengine driven over ng.
+    Rtpengine(NgAnchor),
 }
 
-impl Default for CallMedia {
-    fn default() -> Self {
-        CallMedia {
-            origin: [OriginState::random(), OriginState::random()],
+/// Which part of an RFC 3264 exchange a body is: codec policy applies to offers;
+/// rtpengine needs to be told which one it gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SdpRole {
+    Offer,
+    Answer,
+}
+
+impl SdpRole {
+    /// The role of a body in a response to a request that did (or did not) carry one.
+    pub(super) fn of_response(request_had_body: bool) -> SdpRole {
+        if request_had_body {
+            SdpRole::Answer
+        } else {
+            SdpRole::Offer
         }
     }
 }
@@ -40,8 +56,15 @@ fn media_side(s: Side) -> MediaSide {
     }
 }
 
+fn slot(s: Side) -> usize {
+    match s {
+        Side::A => 0,
+        Side::B => 1,
+    }
+}
+
 /// Whether a message carries an SDP body.
-fn has_sdp(msg: &SipMessage) -> bool {
+pub(super) fn has_sdp(msg: &SipMessage) -> bool {
     !msg.body().is_empty()
         && msg.content_type().is_none_or(|ct| {
             ct.trim()
@@ -54,8 +77,17 @@ impl Engine {
     /// Turns on media anchoring with a running relay.
     pub fn enable_media(&mut self, relay: MediaRelay, timeout: Option<Duration>) {
         self.media = Some(Anchor {
-            relay,
+            backend: Backend::Relay(relay),
             timeout,
+            next_check: None,
+        });
+    }
+
+    /// Turns on media anchoring by an external rtpengine.
+    pub fn enable_rtpengine(&mut self, client: crate::media::rtpengine::NgClient) {
+        self.media = Some(Anchor {
+            backend: Backend::Rtpengine(NgAnchor::new(client)),
+            timeout: None,
             next_check: None,
         });
     }
@@ -70,18 +102,17 @@ impl Engine {
     }
 
     /// Rewrites the SDP of `dst` (copied from `src`, which came from leg `from`)
-    /// for the other leg, allocating relay ports per stream and pointing the relay
-    /// at the sender's media. Nothing changes without a relay or a body.
+    /// for the other leg. Offers pass the codec policy of both interfaces; then
+    /// the anchor (relay or rtpengine) decides addresses and ports. Nothing
+    /// changes without a body, or in passthrough with no codec policy.
     pub(super) fn anchor_body(
         &mut self,
         call_no: u64,
         from: Side,
+        role: SdpRole,
         src: &SipMessage,
         dst: &mut SipMessage,
     ) -> Result<(), SdpError> {
-        let Some(anchor) = self.media.as_ref() else {
-            return Ok(());
-        };
         if !has_sdp(src) {
             return Ok(());
         }
@@ -89,36 +120,90 @@ impl Engine {
             return Ok(());
         };
         let to = from.other();
+        let (from_if, to_if) = (call.leg(from).iface, call.leg(to).iface);
+        let policies: Vec<&crate::sdp::CodecPolicy> = if role == SdpRole::Offer {
+            [from_if, to_if]
+                .iter()
+                .filter_map(|&i| self.cfg.ifaces.get(i))
+                .map(|i| &i.media.codecs)
+                .filter(|p| !p.is_empty())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if self.media.is_none() && policies.is_empty() {
+            return Ok(());
+        }
+        let mut sdp = Sdp::parse(src.body())?;
+        for p in policies {
+            sdp = sdp.apply_codec_policy(p)?;
+        }
+        let body = match self.media.as_ref().map(|a| &a.backend) {
+            None => sdp.as_bytes().to_vec(),
+            Some(Backend::Relay(relay)) => {
+                let relay = relay.clone();
+                self.relay_rewrite(&relay, call_no, from, &sdp)?
+            }
+            Some(Backend::Rtpengine(_)) => self.rtpengine_rewrite(call_no, from, role, &sdp)?,
+        };
+        dst.set_body(bytes::Bytes::from(body));
+        if self
+            .calls
+            .get(&call_no)
+            .is_some_and(|c| c.state == State::Confirmed)
+        {
+            // A re-offer moved ports or far ends: keep the stored call current.
+            self.persist(call_no);
+        }
+        Ok(())
+    }
+
+    /// The relay path: ports per stream, the sender's far end told to the relay,
+    /// and the body rewritten with sipveil's address and this leg's o=.
+    fn relay_rewrite(
+        &mut self,
+        relay: &MediaRelay,
+        call_no: u64,
+        from: Side,
+        sdp: &Sdp,
+    ) -> Result<Vec<u8>, SdpError> {
+        let Some(call) = self.calls.get(&call_no) else {
+            return Err(SdpError::Plan("call gone".into()));
+        };
+        let to = from.other();
         let (Some(a_ip), Some(b_ip)) = (self.media_ip(call.a.iface), self.media_ip(call.b.iface))
         else {
-            return Ok(());
+            return Err(SdpError::Plan("interface has no media address".into()));
         };
         let to_ip = if to == Side::A { a_ip } else { b_ip };
-        let sdp = Sdp::parse(src.body())?;
         let uuid = call.uuid.clone();
         let mut plan = RewritePlan::new(to_ip);
+        let mut streams = Vec::new();
         for t in sdp.media_targets() {
             if t.port == 0 {
                 plan.media.push(MediaPlan::port(0));
                 continue;
             }
-            let ports = match anchor.relay.allocate(&uuid, t.index, a_ip, b_ip) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(call = %uuid, "media ports unavailable: {e}");
-                    return Err(SdpError::Plan(format!("media ports unavailable: {e}")));
-                }
+            let ports = relay.allocate(&uuid, t.index, a_ip, b_ip).map_err(|e| {
+                tracing::warn!(call = %uuid, "media ports unavailable: {e}");
+                SdpError::Unavailable(format!("media ports unavailable: {e}"))
+            })?;
+            let remote = Remote {
+                rtp: t.address.map(|ip| SocketAddr::new(ip, t.port)),
+                rtcp: match (t.rtcp_address.or(t.address), t.rtcp_port) {
+                    (Some(ip), Some(p)) => Some(SocketAddr::new(ip, p)),
+                    _ => None,
+                },
+                mux: t.rtcp_mux,
             };
-            let rtp = t.address.map(|ip| SocketAddr::new(ip, t.port));
-            let rtcp = match (t.rtcp_address.or(t.address), t.rtcp_port) {
-                (Some(ip), Some(p)) => Some(SocketAddr::new(ip, p)),
-                _ => None,
-            };
-            if let Err(e) =
-                anchor
-                    .relay
-                    .set_remote(&uuid, t.index, media_side(from), rtp, rtcp, t.rtcp_mux)
-            {
+            if let Err(e) = relay.set_remote(
+                &uuid,
+                t.index,
+                media_side(from),
+                remote.rtp,
+                remote.rtcp,
+                remote.mux,
+            ) {
                 tracing::debug!(call = %uuid, "relay set_remote: {e}");
             }
             let (port, rtcp_port) = match to {
@@ -129,35 +214,162 @@ impl Engine {
                 port,
                 rtcp_port: Some(rtcp_port),
             });
+            streams.push((t.index, ports, remote));
         }
         let Some(call) = self.calls.get_mut(&call_no) else {
-            return Ok(());
+            return Err(SdpError::Plan("call gone".into()));
         };
         let state = call.media.get_or_insert_with(CallMedia::default);
-        let origin = match to {
-            Side::A => &mut state.origin[0],
-            Side::B => &mut state.origin[1],
+        for (index, ports, remote) in streams {
+            let rec = state.streams.entry(index).or_insert(StreamRecord {
+                a_ip,
+                b_ip,
+                ports,
+                remote: [Remote::default(); 2],
+            });
+            rec.ports = ports;
+            if let Some(r) = rec.remote.get_mut(slot(from)) {
+                *r = remote;
+            }
+        }
+        let origin = &mut state.origin[slot(to)];
+        sdp.rewrite_for_leg(&plan, origin)
+    }
+
+    /// The rtpengine path: `offer` or `answer` over ng, then rtpengine's body is
+    /// given this leg's o= (rtpengine keeps the sender's sess-id otherwise).
+    fn rtpengine_rewrite(
+        &mut self,
+        call_no: u64,
+        from: Side,
+        role: SdpRole,
+        sdp: &Sdp,
+    ) -> Result<Vec<u8>, SdpError> {
+        let Some(call) = self.calls.get(&call_no) else {
+            return Err(SdpError::Plan("call gone".into()));
         };
-        let body = sdp.rewrite_for_leg(&plan, origin)?;
-        dst.set_body(bytes::Bytes::from(body));
-        Ok(())
+        let to = from.other();
+        let name = |s: Side| {
+            self.cfg
+                .ifaces
+                .get(call.leg(s).iface)
+                .and_then(|i| i.media.rtpengine_interface.clone())
+        };
+        let (offerer, answerer) = match role {
+            SdpRole::Offer => (from, to),
+            SdpRole::Answer => (to, from),
+        };
+        let direction: Vec<String> = match (name(offerer), name(answerer)) {
+            (Some(o), Some(a)) => vec![o, a],
+            _ => Vec::new(),
+        };
+        let uuid = call.uuid.clone();
+        let confirmed = call.state == State::Confirmed;
+        let Some(Anchor {
+            backend: Backend::Rtpengine(ng),
+            ..
+        }) = self.media.as_mut()
+        else {
+            return Err(SdpError::Plan("no rtpengine".into()));
+        };
+        let body = ng.exchange(&uuid, offerer, role, confirmed, &direction, sdp.as_bytes())?;
+        let back = Sdp::parse(&body).map_err(|e| {
+            tracing::warn!(call = %uuid, "rtpengine returned SDP we cannot read: {e}");
+            SdpError::Unavailable(format!("rtpengine SDP unreadable: {e}"))
+        })?;
+        let targets = back.media_targets();
+        let Some(address) = targets
+            .iter()
+            .find_map(|t| t.address)
+            .or_else(|| back.session_connection().and_then(|c| c.ip))
+        else {
+            // Every stream on hold or rejected: nothing to re-address.
+            return Ok(body);
+        };
+        let mut plan = RewritePlan::new(address);
+        plan.media = targets
+            .iter()
+            .map(|t| MediaPlan {
+                port: t.port,
+                rtcp_port: t.rtcp_port,
+            })
+            .collect();
+        let Some(call) = self.calls.get_mut(&call_no) else {
+            return Err(SdpError::Plan("call gone".into()));
+        };
+        let state = call.media.get_or_insert_with(CallMedia::default);
+        back.rewrite_for_leg(&plan, &mut state.origin[slot(to)])
+    }
+
+    /// Answers a request whose SDP could not be anchored: the status and reason
+    /// of the fault, with a Warning naming it.
+    pub(super) fn reject_sdp(
+        &mut self,
+        id: crate::transaction::ServerTxId,
+        e: &SdpError,
+        now: Instant,
+    ) {
+        let warning = e.warning("sipveil");
+        let mut extra = vec![(crate::sip::HeaderName::Warning, warning.as_str())];
+        if e.status() == 503 {
+            extra.push((crate::sip::HeaderName::RetryAfter, "5"));
+        }
+        self.reply_with(id, e.status(), e.reason(), &extra, now);
     }
 
     /// Stops forwarding for a call and logs what flowed.
     pub(super) fn release_media(&mut self, call: &Call) {
-        let Some(anchor) = self.media.as_ref() else {
+        let Some(anchor) = self.media.as_mut() else {
             return;
         };
-        if let Some(stats) = anchor.relay.release(&call.uuid) {
-            for s in stats {
-                tracing::info!(
-                    call = %call.uuid,
-                    stream = s.stream,
-                    a_to_b_packets = s.a_to_b.packets,
-                    b_to_a_packets = s.b_to_a.packets,
-                    dropped = s.dropped_source + s.dropped_unroutable,
-                    "media released"
-                );
+        match &mut anchor.backend {
+            Backend::Relay(relay) => {
+                if let Some(stats) = relay.release(&call.uuid) {
+                    for s in stats {
+                        tracing::info!(
+                            call = %call.uuid,
+                            stream = s.stream,
+                            a_to_b_packets = s.a_to_b.packets,
+                            b_to_a_packets = s.b_to_a.packets,
+                            dropped = s.dropped_source + s.dropped_unroutable,
+                            "media released"
+                        );
+                    }
+                }
+            }
+            Backend::Rtpengine(ng) => {
+                if call.media.is_some() {
+                    ng.delete(&call.uuid);
+                }
+            }
+        }
+    }
+
+    /// Re-binds the relay ports of calls restored from the store, so their peers
+    /// keep sending where they were told. A stream whose ports are taken is
+    /// logged; its call stays up for signaling.
+    pub(super) fn restore_media(&mut self, records: &[CallRecord]) {
+        let Some(Anchor {
+            backend: Backend::Relay(relay),
+            ..
+        }) = self.media.as_ref()
+        else {
+            return;
+        };
+        for r in records {
+            let Some(m) = &r.media else { continue };
+            for (&index, s) in &m.streams {
+                if let Err(e) = relay.restore(&r.uuid, index, s.a_ip, s.b_ip, s.ports) {
+                    tracing::warn!(call = %r.uuid, stream = index, "media not restored: {e}");
+                    continue;
+                }
+                for (side, remote) in [MediaSide::A, MediaSide::B].into_iter().zip(s.remote) {
+                    if let Err(e) =
+                        relay.set_remote(&r.uuid, index, side, remote.rtp, remote.rtcp, remote.mux)
+                    {
+                        tracing::debug!(call = %r.uuid, "relay set_remote: {e}");
+                    }
+                }
             }
         }
     }
@@ -174,12 +386,15 @@ impl Engine {
             return;
         }
         anchor.next_check = Some(now + Duration::from_secs(1));
-        let silent = anchor.relay.silent_calls(now, timeout);
+        let Backend::Relay(relay) = &anchor.backend else {
+            return;
+        };
+        let silent = relay.silent_calls(now, timeout);
         for uuid in silent {
             let found = self
                 .calls
                 .iter()
-                .find(|(_, c)| c.uuid == uuid && c.state == super::State::Confirmed)
+                .find(|(_, c)| c.uuid == uuid && c.state == State::Confirmed)
                 .map(|(n, _)| *n);
             if let Some(call_no) = found {
                 tracing::info!(call = %uuid, "media timeout: ending call");

@@ -13,6 +13,7 @@ use crate::policy::identity::{
 };
 use crate::sip::{HeaderName, Method, SipMessage, Uri};
 use crate::transaction::{ClientTxId, Peer, ServerTxId, Transport};
+use media::SdpRole;
 
 impl Engine {
     pub(super) fn out_of_dialog(
@@ -327,14 +328,9 @@ impl Engine {
         );
         let mut requests = requests;
         for req in requests.iter_mut() {
-            if let Err(e) = self.anchor_body(call_no, Side::A, msg, req) {
+            if let Err(e) = self.anchor_body(call_no, Side::A, SdpRole::Offer, msg, req) {
                 let code = e.status();
-                let reason = if code == 488 {
-                    "Not Acceptable Here".to_string()
-                } else {
-                    format!("Bad Request ({e})")
-                };
-                self.reply(id, code, &reason, now);
+                self.reject_sdp(id, &e, now);
                 if let Some(c) = self.calls.get_mut(&call_no) {
                     c.a_final_sent = true;
                 }
@@ -625,7 +621,8 @@ impl Engine {
         }
         let (from, to) = (call.b.iface, call.a.iface);
         self.cross(from, to, msg, &mut r);
-        if let Err(e) = self.anchor_body(call_no, Side::B, msg, &mut r) {
+        let role = SdpRole::of_response(media::has_sdp(req));
+        if let Err(e) = self.anchor_body(call_no, Side::B, role, msg, &mut r) {
             tracing::warn!("SDP in a {code} not relayed: {e}");
             r.set_body(bytes::Bytes::new());
         }

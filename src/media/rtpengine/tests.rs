@@ -53,23 +53,23 @@ fn replies_are_read() {
 }
 
 /// A fake rtpengine: answers per `reply(n, dict)` where n counts requests.
-async fn fake<F>(
+fn fake<F>(
     reply: F,
 ) -> (
     SocketAddr,
-    tokio::task::JoinHandle<Vec<HashMap<String, Value>>>,
+    std::thread::JoinHandle<Vec<HashMap<String, Value>>>,
 )
 where
     F: Fn(usize, &HashMap<String, Value>) -> Option<String> + Send + 'static,
 {
-    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
     let addr = sock.local_addr().unwrap();
-    let task = tokio::spawn(async move {
+    let task = std::thread::spawn(move || {
         let mut seen = Vec::new();
         let mut buf = vec![0u8; 65536];
-        while let Ok(Ok((n, from))) =
-            tokio::time::timeout(Duration::from_millis(1500), sock.recv_from(&mut buf)).await
-        {
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
             let msg = &buf[..n];
             let sp = msg.iter().position(|&c| c == b' ').unwrap();
             let cookie = std::str::from_utf8(&msg[..sp]).unwrap().to_string();
@@ -82,7 +82,7 @@ where
                 .collect();
             if let Some(body) = reply(seen.len(), &d) {
                 let out = format!("{cookie} {body}");
-                sock.send_to(out.as_bytes(), from).await.unwrap();
+                sock.send_to(out.as_bytes(), from).unwrap();
             }
             seen.push(d);
         }
@@ -98,10 +98,10 @@ fn text(v: &Value) -> String {
     }
 }
 
-#[tokio::test]
-async fn offer_is_resent_until_answered() {
+#[test]
+fn offer_is_resent_until_answered() {
     // The first try is lost; the second is answered.
-    let (addr, task) = fake(|n, _| (n == 1).then(|| "d6:result2:ok3:sdp4:NEW!e".into())).await;
+    let (addr, task) = fake(|n, _| (n == 1).then(|| "d6:result2:ok3:sdp4:NEW!e".into()));
     let c = NgClient::new(addr, Duration::from_millis(100), 3);
     let sdp = c
         .offer(&Session {
@@ -112,10 +112,9 @@ async fn offer_is_resent_until_answered() {
             ice: Some("remove"),
             ..Session::default()
         })
-        .await
         .unwrap();
     assert_eq!(sdp, b"NEW!");
-    let seen = task.await.unwrap();
+    let seen = task.join().unwrap();
     assert_eq!(seen.len(), 2);
     assert_eq!(text(&seen[1]["command"]), "offer");
     assert_eq!(text(&seen[1]["call-id"]), "call-1");
@@ -127,17 +126,16 @@ async fn offer_is_resent_until_answered() {
     assert_eq!(rep.len(), 2);
 }
 
-#[tokio::test]
-async fn errors_and_timeouts() {
+#[test]
+fn errors_and_timeouts() {
     let (addr, task) = fake(|_, d| match text(&d["command"]).as_str() {
         "ping" => Some("d6:result4:ponge".into()),
         "answer" => Some("d6:result5:error12:error-reason14:Unknown call-ie".into()),
         "delete" => Some("d6:result2:ok7:warning4:hmm!e".into()),
         _ => None,
-    })
-    .await;
+    });
     let c = NgClient::new(addr, Duration::from_millis(100), 3);
-    c.ping().await.unwrap();
+    c.ping().unwrap();
     let s = Session {
         call_id: "x",
         from_tag: "f",
@@ -145,37 +143,34 @@ async fn errors_and_timeouts() {
         sdp: b"v=0\r\n",
         ..Session::default()
     };
-    match c.answer(&s).await {
+    match c.answer(&s) {
         Err(NgError::Refused(r)) => assert_eq!(r, "Unknown call-i"),
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        c.answer(&Session { to_tag: None, ..s }).await,
+        c.answer(&Session { to_tag: None, ..s }),
         Err(NgError::BadReply(_))
     ));
-    c.delete("x", "f", None).await.unwrap();
+    c.delete("x", "f", None).unwrap();
     let t0 = Instant::now();
-    assert!(matches!(
-        c.offer(&s).await,
-        Err(NgError::Timeout { tries: 3 })
-    ));
+    assert!(matches!(c.offer(&s), Err(NgError::Timeout { tries: 3 })));
     let took = t0.elapsed();
     assert!(took >= Duration::from_millis(300) && took < Duration::from_millis(1000));
-    let seen = task.await.unwrap();
+    let seen = task.join().unwrap();
     // ping, answer, delete, then the offer three times.
     assert_eq!(seen.len(), 6);
     assert_eq!(text(&seen[2]["command"]), "delete");
     assert!(!seen[2].contains_key("sdp"));
 }
 
-#[tokio::test]
-async fn nothing_listening_fails_fast() {
+#[test]
+fn nothing_listening_fails_fast() {
     let addr = {
         let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         s.local_addr().unwrap()
     };
     let c = NgClient::new(addr, Duration::from_millis(300), 3);
     let t0 = Instant::now();
-    assert!(c.ping().await.is_err());
+    assert!(c.ping().is_err());
     assert!(t0.elapsed() < Duration::from_millis(1000));
 }
