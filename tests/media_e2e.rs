@@ -540,3 +540,310 @@ fn relayed_call_rewrites_sdp_forwards_media_follows_reinvite_and_releases_ports(
         started.elapsed()
     );
 }
+
+// ---------------------------------------------------------------------------
+// Restart and rtpengine: a call set up by a helper
+// ---------------------------------------------------------------------------
+
+/// The caller's view of an established call, for its in-dialog requests.
+struct Dialog {
+    call_id: String,
+    from_hdr: String,
+    dialog_to: String,
+    remote_target: String,
+    target: SocketAddr,
+}
+
+impl Dialog {
+    /// Sends an in-dialog request from the caller.
+    fn send(&self, caller: &mut Peer, method: &str, cseq: u32, body: Option<&str>) {
+        let branch = caller.branch();
+        let mut m = format!(
+            "{method} {target} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch={branch};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: {from}\r\n\
+             To: {to}\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: {cseq} {method}\r\n\
+             Contact: <sip:caller@{local}>\r\n",
+            target = self.remote_target,
+            local = caller.local,
+            from = self.from_hdr,
+            to = self.dialog_to,
+            call_id = self.call_id,
+        );
+        match body {
+            Some(b) => m.push_str(&format!(
+                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
+                b.len()
+            )),
+            None => m.push_str("Content-Length: 0\r\n\r\n"),
+        }
+        caller.send(&m, self.target);
+    }
+}
+
+/// INVITE with `offer`, 200 with `answer`, ACK. Returns the dialog, the B-leg
+/// INVITE and the 200 the caller got.
+fn establish(
+    caller: &mut Peer,
+    callee: &mut Peer,
+    access: SocketAddr,
+    offer: &str,
+    answer: &str,
+) -> (Dialog, SipMsg, SipMsg) {
+    let call_id = format!("media-e2e-{}-{}", std::process::id(), caller.local.port());
+    let from_hdr = "<sip:caller@example.test>;tag=caller-tag-2".to_string();
+    let branch = caller.branch();
+    let invite = format!(
+        "INVITE sip:callee@{access} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch={branch};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: {from_hdr}\r\n\
+         To: <sip:callee@example.test>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:caller@{local}>\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {len}\r\n\r\n{offer}",
+        local = caller.local,
+        len = offer.len(),
+    );
+    caller.send(&invite, access);
+    let (b_invite, core_from) = callee.expect("B-leg INVITE", |m| is_request(m, "INVITE", None));
+    callee.respond(&b_invite, core_from, "200 OK", "callee-tag-2", Some(answer));
+    let (ok, _) = caller.expect("200 to the INVITE", |m| is_response(m, 200, "INVITE", 1));
+    let remote_target = contact_uri(&ok);
+    let dialog = Dialog {
+        call_id,
+        from_hdr,
+        dialog_to: ok.header("To").unwrap().to_string(),
+        target: uri_target(&remote_target),
+        remote_target,
+    };
+    dialog.send(caller, "ACK", 1, None);
+    let b_cseq = b_invite.cseq().unwrap().0;
+    callee.expect("B-leg ACK", |m| is_request(m, "ACK", Some(b_cseq)));
+    (dialog, b_invite, ok)
+}
+
+/// The sess-id and sess-version of the o= line of `m`'s SDP.
+fn origin_of(m: &SipMsg) -> (String, u64) {
+    let line = m
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("o="))
+        .unwrap_or_else(|| panic!("no o= in:\n{}", m.raw));
+    let f: Vec<&str> = line.split_whitespace().collect();
+    (f[1].to_string(), f[2].parse().unwrap())
+}
+
+/// Caller re-INVITEs with `offer`; the callee answers `answer`. Returns the
+/// B-leg re-INVITE and the caller's 200.
+fn reinvite(
+    caller: &mut Peer,
+    callee: &mut Peer,
+    d: &Dialog,
+    cseq: u32,
+    offer: &str,
+    answer: &str,
+) -> (SipMsg, SipMsg) {
+    d.send(caller, "INVITE", cseq, Some(offer));
+    let (b_re, core_from) = callee.expect("B-leg re-INVITE", |m| is_request(m, "INVITE", None));
+    callee.respond(&b_re, core_from, "200 OK", "callee-tag-2", Some(answer));
+    let (ok, _) = caller.expect("200 to the re-INVITE", |m| {
+        is_response(m, 200, "INVITE", cseq)
+    });
+    d.send(caller, "ACK", cseq, None);
+    let b_cseq = b_re.cseq().unwrap().0;
+    callee.expect("B-leg ACK", |m| is_request(m, "ACK", Some(b_cseq)));
+    (b_re, ok)
+}
+
+/// Invariant 4 for media: after SIGKILL and restart, an established relayed
+/// call keeps its relay ports (media flows where the peers were told), and the
+/// next re-INVITE carries the same o= sess-id with the next version.
+#[test]
+fn relayed_call_keeps_its_media_ports_and_origin_across_a_restart() {
+    let (caller_h, callee_h, access_h, core_h) = (3, 4, 30, 40);
+    let dir = TempDir::new("media_e2e_restart");
+    let access = addr(access_h, 25060);
+    let callee_sip = addr(callee_h, 25090);
+    let (interfaces, routes) = edge_config(access, addr(core_h, 25060), callee_sip);
+    let mut sbc = Sipveil::start(&dir.subdir("sipveil"), &interfaces, &routes);
+    let mut caller = Peer::bind(addr(caller_h, 25061));
+    let mut callee = Peer::bind(callee_sip);
+    let caller_rtp = media_socket(addr(caller_h, 30100));
+    let callee_rtp = media_socket(addr(callee_h, 30102));
+
+    let (d, b_invite, ok) = establish(
+        &mut caller,
+        &mut callee,
+        access,
+        &sdp(caller_h, 1, 30100, false),
+        &sdp(callee_h, 1, 30102, false),
+    );
+    let (b_rtp, _) = check_sdp(&b_invite, ip(core_h), ip(caller_h));
+    let (a_rtp, _) = check_sdp(&ok, ip(access_h), ip(callee_h));
+    let (sbc_a, sbc_b) = (addr(access_h, a_rtp), addr(core_h, b_rtp));
+    let (b_sess, b_version) = origin_of(&b_invite);
+    relay_rtp(
+        "RTP caller -> callee",
+        &caller_rtp,
+        sbc_a,
+        &callee_rtp,
+        sbc_b,
+        0x4444_4444,
+        1,
+    );
+
+    // Give the store writer its batch interval, then kill without warning.
+    std::thread::sleep(Duration::from_millis(300));
+    sbc.restart();
+
+    relay_rtp(
+        "RTP callee -> caller after the restart",
+        &callee_rtp,
+        sbc_b,
+        &caller_rtp,
+        sbc_a,
+        0x5555_5555,
+        10,
+    );
+    relay_rtp(
+        "RTP caller -> callee after the restart",
+        &caller_rtp,
+        sbc_a,
+        &callee_rtp,
+        sbc_b,
+        0x4444_4444,
+        20,
+    );
+
+    // A re-offer that changes nothing keeps the ports; o= keeps its sess-id
+    // and moves its version on (the body on the B leg changed: new o= from
+    // the caller's side is not what counts, the rewritten body is).
+    let (b_re, ok2) = reinvite(
+        &mut caller,
+        &mut callee,
+        &d,
+        2,
+        &sdp(caller_h, 2, 30100, true),
+        &sdp(callee_h, 2, 30102, false),
+    );
+    let (b_rtp2, _) = check_sdp(&b_re, ip(core_h), ip(caller_h));
+    let (a_rtp2, _) = check_sdp(&ok2, ip(access_h), ip(callee_h));
+    assert_eq!(
+        (a_rtp2, b_rtp2),
+        (a_rtp, b_rtp),
+        "ports moved after the restart"
+    );
+    let (b_sess2, b_version2) = origin_of(&b_re);
+    assert_eq!(
+        b_sess2, b_sess,
+        "B-leg o= sess-id changed across the restart"
+    );
+    assert_eq!(b_version2, b_version + 1, "B-leg o= version:\n{}", b_re.raw);
+
+    d.send(&mut caller, "BYE", 3, None);
+    let (bye, core_from) = callee.expect("B-leg BYE", |m| is_request(m, "BYE", None));
+    callee.respond(&bye, core_from, "200 OK", "callee-tag-2", None);
+    caller.expect("200 to the BYE", |m| is_response(m, 200, "BYE", 3));
+    assert_released(sbc_a, &sbc);
+    assert_released(sbc_b, &sbc);
+}
+
+/// `[media] mode = "rtpengine"`: sipveil drives Debian's rtpengine over ng; each
+/// side's SDP names only rtpengine's address, RTP crosses both ways through it,
+/// a re-INVITE is offered to it too, and the BYE deletes the call there.
+#[test]
+fn rtpengine_mode_anchors_the_call_at_rtpengine() {
+    let (caller_h, callee_h, access_h, core_h, engine_h) = (5, 6, 50, 60, 70);
+    let ng = addr(engine_h, 22223);
+    let Some(_engine) = Rtpengine::start(
+        "media_e2e::rtpengine_mode_anchors_the_call_at_rtpengine",
+        ip(engine_h),
+        ng,
+        (31_200, 31_299),
+    ) else {
+        return;
+    };
+    let dir = TempDir::new("media_e2e_rtpengine");
+    let access = addr(access_h, 25060);
+    let callee_sip = addr(callee_h, 25090);
+    let (interfaces, routes) = edge_config(access, addr(core_h, 25060), callee_sip);
+    let mut sbc = Sipveil::configure(
+        &dir.subdir("sipveil"),
+        &interfaces,
+        &routes,
+        &format!("[media]\nmode = \"rtpengine\"\nrtpengine = \"{ng}\"\n"),
+    );
+    sbc.launch();
+    let mut caller = Peer::bind(addr(caller_h, 25061));
+    let mut callee = Peer::bind(callee_sip);
+    let caller_rtp = media_socket(addr(caller_h, 30200));
+    let callee_rtp = media_socket(addr(callee_h, 30202));
+
+    let (d, b_invite, ok) = establish(
+        &mut caller,
+        &mut callee,
+        access,
+        &sdp(caller_h, 1, 30200, false),
+        &sdp(callee_h, 1, 30202, false),
+    );
+    let (b_rtp, _) = check_sdp(&b_invite, ip(engine_h), ip(caller_h));
+    let (a_rtp, _) = check_sdp(&ok, ip(engine_h), ip(callee_h));
+    assert!((31_200..=31_299).contains(&a_rtp) && (31_200..=31_299).contains(&b_rtp));
+    let (rtp_a, rtp_b) = (addr(engine_h, a_rtp), addr(engine_h, b_rtp));
+    relay_rtp(
+        "RTP caller -> callee",
+        &caller_rtp,
+        rtp_a,
+        &callee_rtp,
+        rtp_b,
+        0x6666_6666,
+        1,
+    );
+    relay_rtp(
+        "RTP callee -> caller",
+        &callee_rtp,
+        rtp_b,
+        &caller_rtp,
+        rtp_a,
+        0x7777_7777,
+        1,
+    );
+
+    let (b_re, ok2) = reinvite(
+        &mut caller,
+        &mut callee,
+        &d,
+        2,
+        &sdp(caller_h, 2, 30200, false),
+        &sdp(callee_h, 2, 30202, false),
+    );
+    check_sdp(&b_re, ip(engine_h), ip(caller_h));
+    check_sdp(&ok2, ip(engine_h), ip(callee_h));
+    relay_rtp(
+        "RTP after the re-INVITE",
+        &caller_rtp,
+        rtp_a,
+        &callee_rtp,
+        rtp_b,
+        0x6666_6666,
+        50,
+    );
+
+    d.send(&mut caller, "BYE", 3, None);
+    let (bye, core_from) = callee.expect("B-leg BYE", |m| is_request(m, "BYE", None));
+    callee.respond(&bye, core_from, "200 OK", "callee-tag-2", None);
+    caller.expect("200 to the BYE", |m| is_response(m, 200, "BYE", 3));
+    std::thread::sleep(Duration::from_millis(200));
+    let log = sbc.log_tail(20_000);
+    assert!(!log.contains("rtpengine delete"), "{log}");
+    assert!(
+        !log.contains("rtpengine:"),
+        "rtpengine command failed:\n{log}"
+    );
+}

@@ -7,20 +7,9 @@
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sipveil::media::rtpengine::{NgClient, NgError, Session};
-
-/// The daemon, killed by its PID when the test ends (also on panic).
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
@@ -80,41 +69,18 @@ fn through(tx: &UdpSocket, dst: SocketAddr, pkt: &[u8], rx: &UdpSocket) -> Socke
 
 #[test]
 fn offer_answer_rtp_delete() {
-    let Some(bin) = common::require_tool("rtpengine::offer_answer_rtp_delete", "rtpengine") else {
-        return;
-    };
     let ng = free_udp_port();
     let (pmin, pmax) = (31_000, 31_099);
-    let child = Command::new(bin)
-        .args([
-            "--config-file=none",
-            "--foreground",
-            "--log-stderr",
-            "--table=-1",
-            "--interface=127.0.0.1",
-            &format!("--listen-ng=127.0.0.1:{ng}"),
-            &format!("--port-min={pmin}"),
-            &format!("--port-max={pmax}"),
-            "--log-level=4",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start rtpengine");
-    let _daemon = Daemon(child);
     let server: SocketAddr = format!("127.0.0.1:{ng}").parse().unwrap();
+    let Some(_daemon) = common::Rtpengine::start(
+        "rtpengine::offer_answer_rtp_delete",
+        [127, 0, 0, 1].into(),
+        server,
+        (pmin, pmax),
+    ) else {
+        return;
+    };
     let c = NgClient::new(server, Duration::from_millis(200), 2);
-
-    // Ready when it answers a ping.
-    let t0 = Instant::now();
-    loop {
-        match c.ping() {
-            Ok(()) => break,
-            Err(e) if t0.elapsed() > Duration::from_secs(10) => panic!("rtpengine not up: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
 
     let a = UdpSocket::bind("127.0.0.1:0").unwrap();
     let b = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -1766,3 +1766,64 @@ pub fn assert_no_topology_leaks(caller: &SippResult, callee: &SippResult) {
     let r2 = check_leaks(&callee.name, &b, &caller.name, &a);
     assert!(r1.is_clean() && r2.is_clean(), "{r1}\n{r2}");
 }
+
+// ---------------------------------------------------------------------------
+// rtpengine
+// ---------------------------------------------------------------------------
+
+/// Debian's `rtpengine` daemon in userspace mode on one loopback address,
+/// answering ng on `ng`; SIGKILLed by PID on drop.
+pub struct Rtpengine {
+    child: Child,
+    /// The ng control address.
+    pub ng: SocketAddr,
+}
+
+impl Rtpengine {
+    /// Starts rtpengine with media ports `ports` on `interface` and waits until
+    /// it answers an ng ping. `None` (with a SKIP line) when rtpengine is not on
+    /// PATH and interop is not required.
+    pub fn start(
+        test: &str,
+        interface: IpAddr,
+        ng: SocketAddr,
+        ports: (u16, u16),
+    ) -> Option<Rtpengine> {
+        let bin = require_tool(test, "rtpengine")?;
+        let child = Command::new(bin)
+            .args([
+                "--config-file=none",
+                "--foreground",
+                "--log-stderr",
+                "--table=-1",
+                &format!("--interface={interface}"),
+                &format!("--listen-ng={ng}"),
+                &format!("--port-min={}", ports.0),
+                &format!("--port-max={}", ports.1),
+                "--log-level=4",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start rtpengine");
+        let daemon = Rtpengine { child, ng };
+        let client = sipveil::media::rtpengine::NgClient::new(ng, Duration::from_millis(200), 1);
+        let t0 = Instant::now();
+        loop {
+            match client.ping() {
+                Ok(()) => return Some(daemon),
+                Err(e) if t0.elapsed() > Duration::from_secs(10) => {
+                    panic!("rtpengine not up at {ng}: {e}")
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+}
+
+impl Drop for Rtpengine {
+    fn drop(&mut self) {
+        kill_and_reap(&mut self.child);
+    }
+}
