@@ -1506,6 +1506,37 @@ egress = "access"
     }
 
     #[test]
+    fn interface_media_keys() {
+        let text = GOOD.replace(
+            "advertise = \"sbc.example.net\"",
+            "advertise = \"sbc.example.net\"\nmedia_address = \"127.0.0.11\"\n\
+             codecs = { allow = [\"PCMA\", \"opus\"], prefer = [\"opus\"] }\n\
+             rtpengine_interface = \"public\"",
+        );
+        let c = parse(&text).unwrap();
+        let a = &c.interfaces[0];
+        assert_eq!(a.media_address, Some("127.0.0.11".parse().unwrap()));
+        assert_eq!(a.codecs.allow, vec!["PCMA", "opus"]);
+        assert_eq!(a.codecs.prefer, vec!["opus"]);
+        assert_eq!(a.rtpengine_interface.as_deref(), Some("public"));
+        let bad = GOOD.replace(
+            "advertise = \"sbc.example.net\"",
+            "advertise = \"sbc.example.net\"\nmedia_address = \"0.0.0.0\"",
+        );
+        assert!(err(&bad).contains("media_address"), "{}", err(&bad));
+        let bad = GOOD.replace(
+            "advertise = \"sbc.example.net\"",
+            "advertise = \"sbc.example.net\"\ncodecs = { allow = [\"PC MU\"] }",
+        );
+        assert!(err(&bad).contains("codecs.allow"), "{}", err(&bad));
+        let bad = GOOD.replace(
+            "advertise = \"sbc.example.net\"",
+            "advertise = \"sbc.example.net\"\ncodecs = { permit = [\"PCMU\"] }",
+        );
+        assert!(err(&bad).contains("permit"), "{}", err(&bad));
+    }
+
+    #[test]
     fn good_config_and_defaults() {
         let c = parse(GOOD).unwrap();
         assert_eq!(c.node.name, "edge-1");
