@@ -2355,3 +2355,27 @@ fn codec_policy_leaves_answers_alone() {
     let body = String::from_utf8_lossy(ok.body()).to_string();
     assert!(body.contains("m=audio 50000 RTP/AVP 0 101\r\n"), "{body}");
 }
+
+#[test]
+fn rtpengine_not_answering_gets_503_with_warning_and_retry_after() {
+    // A port nobody answers on (bound, then dropped).
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut h = Harness::new();
+    h.eng
+        .enable_rtpengine(crate::media::rtpengine::NgClient::new(
+            dead,
+            Duration::from_millis(50),
+            1,
+        ));
+    h.caller_sends(&caller_invite());
+    let f = final_to_caller(&h);
+    assert!(f.is_response(503), "{}", f.raw);
+    assert!(f.msg.header(HeaderName::RetryAfter).is_some(), "{}", f.raw);
+    let warning = f.msg.header(HeaderName::Warning).unwrap_or_default();
+    assert!(warning.contains("rtpengine"), "{}", f.raw);
+    assert!(h.sent_to(CALLEE).is_empty());
+    assert_eq!(h.eng.call_count(), 0);
+}
