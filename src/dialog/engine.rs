@@ -446,6 +446,10 @@ impl Engine {
             &mut msg,
             Some(peer.addr.ip()),
         );
+        // Admission's sanity layer has already answered malformed new requests;
+        // these checks stay because normalization and the operator's inbound
+        // rules have just edited the message, and in-dialog requests and
+        // responses bypass admission's checks on the fast path.
         if msg.is_request() {
             if !msg.is_sip2() {
                 if msg.top_via().is_ok() {
