@@ -143,7 +143,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Stops forwarding for a call and logs what flowed.
+    /// Stops forwarding for a call and logs what flowed (datagrams and their
+    /// payload bytes, RTP and RTCP together, per direction).
     pub(super) fn release_media(&mut self, call: &Call) {
         let Some(anchor) = self.media.as_ref() else {
             return;
@@ -154,7 +155,9 @@ impl Engine {
                     call = %call.uuid,
                     stream = s.stream,
                     a_to_b_packets = s.a_to_b.packets,
+                    a_to_b_bytes = s.a_to_b.bytes,
                     b_to_a_packets = s.b_to_a.packets,
+                    b_to_a_bytes = s.b_to_a.bytes,
                     dropped = s.dropped_source + s.dropped_unroutable,
                     "media released"
                 );
