@@ -16,6 +16,7 @@
 #![allow(dead_code)]
 
 pub mod baresip;
+pub mod peer;
 pub mod ua;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -681,8 +682,8 @@ pub fn log_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
             .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
         if !glued {
             let rest = &line[start + pat.len()..];
-            let end = if rest.starts_with('"') {
-                rest[1..].find('"').map_or(rest.len(), |j| j + 2)
+            let end = if let Some(quoted) = rest.strip_prefix('"') {
+                quoted.find('"').map_or(rest.len(), |j| j + 2)
             } else {
                 rest.find(char::is_whitespace).unwrap_or(rest.len())
             };
