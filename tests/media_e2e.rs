@@ -14,16 +14,13 @@
 
 mod common;
 
-use common::ua::{param, split_list, uri_of, SipMsg};
+use common::peer::{self, *};
+use common::ua::SipMsg;
 use common::*;
-use std::collections::HashSet;
-use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 const NET: u8 = 63;
-/// How long one SIP step may take.
-const STEP: Duration = Duration::from_secs(3);
 
 fn ip(host: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, NET, host))
@@ -38,241 +35,14 @@ const CALLEE: u8 = 2;
 const ACCESS: u8 = 10;
 const CORE: u8 = 20;
 
-// ---------------------------------------------------------------------------
-// SIP peers
-// ---------------------------------------------------------------------------
-
-/// One SIP endpoint on a UDP socket that drops retransmitted messages (same
-/// start line, top Via branch and CSeq as one already seen).
-struct Peer {
-    sock: UdpSocket,
-    local: SocketAddr,
-    seen: HashSet<(String, String, String)>,
-    branches: u32,
-}
-
-impl Peer {
-    fn bind(local: SocketAddr) -> Peer {
-        let sock = UdpSocket::bind(local).unwrap_or_else(|e| panic!("bind {local}: {e}"));
-        Peer {
-            sock,
-            local,
-            seen: HashSet::new(),
-            branches: 0,
-        }
-    }
-
-    fn branch(&mut self) -> String {
-        self.branches += 1;
-        format!("z9hG4bK-media-e2e-{}-{}", self.local.port(), self.branches)
-    }
-
-    fn send(&self, text: &str, to: SocketAddr) {
-        self.sock
-            .send_to(text.as_bytes(), to)
-            .unwrap_or_else(|e| panic!("send from {} to {to}: {e}", self.local));
-    }
-
-    /// The next new SIP message for which `want` holds, within `STEP`; other
-    /// new messages are ignored (and noted), duplicates are skipped.
-    fn expect(&mut self, what: &str, want: impl Fn(&SipMsg) -> bool) -> (SipMsg, SocketAddr) {
-        let deadline = Instant::now() + STEP;
-        let mut buf = vec![0u8; 65536];
-        let mut ignored = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                panic!(
-                    "{}: no {what} within {STEP:?}; ignored meanwhile: {ignored:#?}",
-                    self.local
-                );
-            }
-            self.sock.set_read_timeout(Some(left)).unwrap();
-            let (n, from) = match self.sock.recv_from(&mut buf) {
-                Ok(r) => r,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    continue
-                }
-                Err(_) => continue,
-            };
-            let Some(m) = SipMsg::parse(&buf[..n]) else {
-                continue;
-            };
-            let key = (
-                m.start_line.clone(),
-                m.branch().unwrap_or_default().to_string(),
-                m.header("CSeq").unwrap_or_default().to_string(),
-            );
-            if !self.seen.insert(key) {
-                continue;
-            }
-            if want(&m) {
-                return (m, from);
-            }
-            ignored.push(m.start_line.clone());
-        }
-    }
-
-    /// Answers `req` (from `to`) copying Via, From, To (with `to_tag` added if
-    /// it has none), Call-ID and CSeq; with a Contact and `sdp` when given.
-    fn respond(&self, req: &SipMsg, to: SocketAddr, status: &str, to_tag: &str, sdp: Option<&str>) {
-        let mut m = format!("SIP/2.0 {status}\r\n");
-        for v in req.header_all("Via") {
-            m.push_str(&format!("Via: {v}\r\n"));
-        }
-        let to_hdr = req.header("To").unwrap_or_default();
-        let to_hdr = if param(to_hdr, "tag").is_some() {
-            to_hdr.to_string()
-        } else {
-            format!("{to_hdr};tag={to_tag}")
-        };
-        m.push_str(&format!(
-            "From: {}\r\nTo: {to_hdr}\r\nCall-ID: {}\r\nCSeq: {}\r\n",
-            req.header("From").unwrap_or_default(),
-            req.header("Call-ID").unwrap_or_default(),
-            req.header("CSeq").unwrap_or_default(),
-        ));
-        match sdp {
-            Some(body) => m.push_str(&format!(
-                "Contact: <sip:callee@{}>\r\nContent-Type: application/sdp\r\n\
-                 Content-Length: {}\r\n\r\n{body}",
-                self.local,
-                body.len()
-            )),
-            None => m.push_str("Content-Length: 0\r\n\r\n"),
-        }
-        self.send(&m, to);
-    }
-}
-
-fn is_response(m: &SipMsg, code: u16, method: &str, cseq: u32) -> bool {
-    m.status() == Some(code) && m.cseq() == Some((cseq, method.to_string()))
-}
-
-fn is_request(m: &SipMsg, method: &str, cseq: Option<u32>) -> bool {
-    m.method() == Some(method) && cseq.is_none_or(|n| m.cseq().is_some_and(|(c, _)| c == n))
-}
-
-/// `host:port` of a SIP URI (`sip:user@host:port;params`), resolved.
-fn uri_target(uri: &str) -> SocketAddr {
-    let rest = uri.strip_prefix("sip:").unwrap_or(uri);
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, hp)| hp);
-    let hp = rest.split([';', '?']).next().unwrap_or(rest);
-    let hp = if hp.contains(':') {
-        hp.to_string()
-    } else {
-        format!("{hp}:5060")
-    };
-    hp.parse()
-        .unwrap_or_else(|e| panic!("Contact URI {uri:?} is not ip:port: {e}"))
-}
-
-/// The URI of the (single) Contact of `m`.
-fn contact_uri(m: &SipMsg) -> String {
-    let contacts = m.header_all("Contact");
-    let first = contacts
-        .first()
-        .and_then(|c| split_list(c).into_iter().next())
-        .unwrap_or_else(|| panic!("no Contact in:\n{}", m.raw));
-    uri_of(first).to_string()
-}
-
-// ---------------------------------------------------------------------------
-// SDP
-// ---------------------------------------------------------------------------
-
+/// The media address of a host of this test (see `common::peer::sdp`).
 fn sdp(host: u8, version: u32, rtp: u16, rtcp: bool) -> String {
-    let ip = ip(host);
-    let mut s = format!(
-        "v=0\r\no=- 4242 {version} IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
-         m=audio {rtp} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
-    );
-    if rtcp {
-        s.push_str(&format!("a=rtcp:{}\r\n", rtp + 1));
-    }
-    s
-}
-
-/// Whether `body` names `ip` as a whole address (127.0.63.1 is not in 127.0.63.10).
-fn mentions(body: &str, ip: IpAddr) -> bool {
-    let needle = ip.to_string();
-    body.match_indices(&needle).any(|(i, _)| {
-        let before = body[..i].chars().next_back();
-        let after = body[i + needle.len()..].chars().next();
-        !before.is_some_and(|c| c.is_ascii_digit() || c == '.')
-            && !after.is_some_and(|c| c.is_ascii_digit() || c == '.')
-    })
-}
-
-/// The SDP of `m` names `own` (on every o= and c= line) and never `other`;
-/// returns its audio RTP port and RTCP port (`a=rtcp`, else RTP + 1).
-fn check_sdp(m: &SipMsg, own: IpAddr, other: IpAddr) -> (u16, u16) {
-    let body = &m.body;
-    assert!(
-        !mentions(body, other),
-        "SDP received by {} names the other side's {other}:\n{}",
-        own,
-        m.raw
-    );
-    let mut addresses = 0;
-    let mut rtp = None;
-    let mut rtcp = None;
-    for line in body.lines().map(str::trim_end) {
-        if line.starts_with("o=") || line.starts_with("c=") {
-            let a = line.rsplit(' ').next().unwrap_or_default();
-            assert_eq!(a, own.to_string(), "line {line:?} of:\n{}", m.raw);
-            addresses += 1;
-        } else if let Some(rest) = line.strip_prefix("m=audio ") {
-            rtp = Some(rest.split(' ').next().unwrap().parse::<u16>().unwrap());
-        } else if let Some(rest) = line.strip_prefix("a=rtcp:") {
-            let mut f = rest.split(' ');
-            rtcp = Some(f.next().unwrap().parse::<u16>().unwrap());
-            if let Some(a) = f.nth(2) {
-                assert_eq!(a, own.to_string(), "line {line:?} of:\n{}", m.raw);
-            }
-        }
-    }
-    assert!(addresses >= 2, "no o=/c= address in:\n{}", m.raw);
-    let rtp = rtp.unwrap_or_else(|| panic!("no m=audio in:\n{}", m.raw));
-    assert_ne!(rtp, 0, "audio stream rejected:\n{}", m.raw);
-    (rtp, rtcp.unwrap_or(rtp + 1))
+    peer::sdp(ip(host), version, rtp, rtcp)
 }
 
 // ---------------------------------------------------------------------------
 // Media
 // ---------------------------------------------------------------------------
-
-fn media_socket(a: SocketAddr) -> UdpSocket {
-    UdpSocket::bind(a).unwrap_or_else(|e| panic!("bind {a}: {e}"))
-}
-
-/// An RTP packet: 12-byte header (v=2, PT 0, `seq`, timestamp, SSRC) and 160
-/// bytes of payload that encode `seq`.
-fn rtp_packet(seq: u16, ssrc: u32) -> Vec<u8> {
-    let mut p = vec![0x80, 0x00];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    p.extend((0..160u16).map(|i| (i as u8) ^ (seq as u8)));
-    p
-}
-
-/// An RTCP sender report (28 bytes, no report blocks).
-fn rtcp_packet(ssrc: u32, n: u32) -> Vec<u8> {
-    let mut p = vec![0x80, 200, 0x00, 0x06];
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    p.extend_from_slice(&n.to_be_bytes()); // NTP msw
-    p.extend_from_slice(&[0; 4]); // NTP lsw
-    p.extend_from_slice(&(n * 160).to_be_bytes()); // RTP timestamp
-    p.extend_from_slice(&n.to_be_bytes()); // packet count
-    p.extend_from_slice(&(n * 160).to_be_bytes()); // octet count
-    p
-}
 
 /// Sends `packet` from `from` to `to` until it arrives at `at` (up to 5 tries,
 /// 400 ms each) and checks it came unchanged from `expect_src`.
@@ -325,21 +95,6 @@ fn relay_rtp(
     }
 }
 
-/// Binds `a` (which sipveil held during the call), retrying for up to 2 s.
-fn assert_released(a: SocketAddr, sbc: &Sipveil) {
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        match UdpSocket::bind(a) {
-            Ok(_) => return,
-            Err(e) if Instant::now() >= deadline => panic!(
-                "{a} still bound 2 s after the BYE ({e}); sipveil log:\n{}",
-                sbc.log_tail(4000)
-            ),
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------
 // The call
 // ---------------------------------------------------------------------------
@@ -364,22 +119,7 @@ fn relayed_call_rewrites_sdp_forwards_media_follows_reinvite_and_releases_ports(
     let call_id = format!("media-e2e-{}", std::process::id());
     let from_hdr = "<sip:caller@example.test>;tag=caller-tag-1";
     let offer = sdp(CALLER, 1, 30000, true);
-    let branch = caller.branch();
-    let invite = format!(
-        "INVITE sip:callee@{access} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {local};branch={branch};rport\r\n\
-         Max-Forwards: 70\r\n\
-         From: {from_hdr}\r\n\
-         To: <sip:callee@example.test>\r\n\
-         Call-ID: {call_id}\r\n\
-         CSeq: 1 INVITE\r\n\
-         Contact: <sip:caller@{local}>\r\n\
-         Content-Type: application/sdp\r\n\
-         Content-Length: {len}\r\n\r\n{offer}",
-        local = caller.local,
-        len = offer.len(),
-    );
-    caller.send(&invite, access);
+    send_invite(&mut caller, access, &call_id, from_hdr, &offer);
 
     let (b_invite, core_from) = callee.expect("B-leg INVITE", |m| is_request(m, "INVITE", None));
     let (b_rtp, b_rtcp) = check_sdp(&b_invite, ip(CORE), ip(CALLER));
@@ -400,31 +140,9 @@ fn relayed_call_rewrites_sdp_forwards_media_follows_reinvite_and_releases_ports(
     let (a_rtp, a_rtcp) = check_sdp(&ok, ip(ACCESS), ip(CALLEE));
     let sbc_a_rtp = addr(ACCESS, a_rtp);
     let sbc_a_rtcp = addr(ACCESS, a_rtcp);
-    let remote_target = contact_uri(&ok);
-    let dialog_to = ok.header("To").unwrap().to_string();
-    let target = uri_target(&remote_target);
-
+    let dialog = CallerDialog::from_ok(&ok, &call_id, from_hdr);
     let in_dialog = |caller: &mut Peer, method: &str, cseq: u32, body: Option<&str>| {
-        let branch = caller.branch();
-        let mut m = format!(
-            "{method} {remote_target} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {local};branch={branch};rport\r\n\
-             Max-Forwards: 70\r\n\
-             From: {from_hdr}\r\n\
-             To: {dialog_to}\r\n\
-             Call-ID: {call_id}\r\n\
-             CSeq: {cseq} {method}\r\n\
-             Contact: <sip:caller@{local}>\r\n",
-            local = caller.local,
-        );
-        match body {
-            Some(b) => m.push_str(&format!(
-                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
-                b.len()
-            )),
-            None => m.push_str("Content-Length: 0\r\n\r\n"),
-        }
-        caller.send(&m, target);
+        dialog.request(caller, method, cseq, body)
     };
     in_dialog(&mut caller, "ACK", 1, None);
     callee.expect("B-leg ACK", |m| is_request(m, "ACK", Some(b_cseq)));
@@ -545,45 +263,6 @@ fn relayed_call_rewrites_sdp_forwards_media_follows_reinvite_and_releases_ports(
 // Restart and rtpengine: a call set up by a helper
 // ---------------------------------------------------------------------------
 
-/// The caller's view of an established call, for its in-dialog requests.
-struct Dialog {
-    call_id: String,
-    from_hdr: String,
-    dialog_to: String,
-    remote_target: String,
-    target: SocketAddr,
-}
-
-impl Dialog {
-    /// Sends an in-dialog request from the caller.
-    fn send(&self, caller: &mut Peer, method: &str, cseq: u32, body: Option<&str>) {
-        let branch = caller.branch();
-        let mut m = format!(
-            "{method} {target} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {local};branch={branch};rport\r\n\
-             Max-Forwards: 70\r\n\
-             From: {from}\r\n\
-             To: {to}\r\n\
-             Call-ID: {call_id}\r\n\
-             CSeq: {cseq} {method}\r\n\
-             Contact: <sip:caller@{local}>\r\n",
-            target = self.remote_target,
-            local = caller.local,
-            from = self.from_hdr,
-            to = self.dialog_to,
-            call_id = self.call_id,
-        );
-        match body {
-            Some(b) => m.push_str(&format!(
-                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
-                b.len()
-            )),
-            None => m.push_str("Content-Length: 0\r\n\r\n"),
-        }
-        caller.send(&m, self.target);
-    }
-}
-
 /// INVITE with `offer`, 200 with `answer`, ACK. Returns the dialog, the B-leg
 /// INVITE and the 200 the caller got.
 fn establish(
@@ -592,37 +271,15 @@ fn establish(
     access: SocketAddr,
     offer: &str,
     answer: &str,
-) -> (Dialog, SipMsg, SipMsg) {
+) -> (CallerDialog, SipMsg, SipMsg) {
     let call_id = format!("media-e2e-{}-{}", std::process::id(), caller.local.port());
-    let from_hdr = "<sip:caller@example.test>;tag=caller-tag-2".to_string();
-    let branch = caller.branch();
-    let invite = format!(
-        "INVITE sip:callee@{access} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {local};branch={branch};rport\r\n\
-         Max-Forwards: 70\r\n\
-         From: {from_hdr}\r\n\
-         To: <sip:callee@example.test>\r\n\
-         Call-ID: {call_id}\r\n\
-         CSeq: 1 INVITE\r\n\
-         Contact: <sip:caller@{local}>\r\n\
-         Content-Type: application/sdp\r\n\
-         Content-Length: {len}\r\n\r\n{offer}",
-        local = caller.local,
-        len = offer.len(),
-    );
-    caller.send(&invite, access);
+    let from_hdr = "<sip:caller@example.test>;tag=caller-tag-2";
+    send_invite(caller, access, &call_id, from_hdr, offer);
     let (b_invite, core_from) = callee.expect("B-leg INVITE", |m| is_request(m, "INVITE", None));
     callee.respond(&b_invite, core_from, "200 OK", "callee-tag-2", Some(answer));
     let (ok, _) = caller.expect("200 to the INVITE", |m| is_response(m, 200, "INVITE", 1));
-    let remote_target = contact_uri(&ok);
-    let dialog = Dialog {
-        call_id,
-        from_hdr,
-        dialog_to: ok.header("To").unwrap().to_string(),
-        target: uri_target(&remote_target),
-        remote_target,
-    };
-    dialog.send(caller, "ACK", 1, None);
+    let dialog = CallerDialog::from_ok(&ok, &call_id, from_hdr);
+    dialog.request(caller, "ACK", 1, None);
     let b_cseq = b_invite.cseq().unwrap().0;
     callee.expect("B-leg ACK", |m| is_request(m, "ACK", Some(b_cseq)));
     (dialog, b_invite, ok)
@@ -644,18 +301,18 @@ fn origin_of(m: &SipMsg) -> (String, u64) {
 fn reinvite(
     caller: &mut Peer,
     callee: &mut Peer,
-    d: &Dialog,
+    d: &CallerDialog,
     cseq: u32,
     offer: &str,
     answer: &str,
 ) -> (SipMsg, SipMsg) {
-    d.send(caller, "INVITE", cseq, Some(offer));
+    d.request(caller, "INVITE", cseq, Some(offer));
     let (b_re, core_from) = callee.expect("B-leg re-INVITE", |m| is_request(m, "INVITE", None));
     callee.respond(&b_re, core_from, "200 OK", "callee-tag-2", Some(answer));
     let (ok, _) = caller.expect("200 to the re-INVITE", |m| {
         is_response(m, 200, "INVITE", cseq)
     });
-    d.send(caller, "ACK", cseq, None);
+    d.request(caller, "ACK", cseq, None);
     let b_cseq = b_re.cseq().unwrap().0;
     callee.expect("B-leg ACK", |m| is_request(m, "ACK", Some(b_cseq)));
     (b_re, ok)
@@ -746,7 +403,7 @@ fn relayed_call_keeps_its_media_ports_and_origin_across_a_restart() {
     );
     assert_eq!(b_version2, b_version + 1, "B-leg o= version:\n{}", b_re.raw);
 
-    d.send(&mut caller, "BYE", 3, None);
+    d.request(&mut caller, "BYE", 3, None);
     let (bye, core_from) = callee.expect("B-leg BYE", |m| is_request(m, "BYE", None));
     callee.respond(&bye, core_from, "200 OK", "callee-tag-2", None);
     caller.expect("200 to the BYE", |m| is_response(m, 200, "BYE", 3));
@@ -835,7 +492,7 @@ fn rtpengine_mode_anchors_the_call_at_rtpengine() {
         50,
     );
 
-    d.send(&mut caller, "BYE", 3, None);
+    d.request(&mut caller, "BYE", 3, None);
     let (bye, core_from) = callee.expect("B-leg BYE", |m| is_request(m, "BYE", None));
     callee.respond(&bye, core_from, "200 OK", "callee-tag-2", None);
     caller.expect("200 to the BYE", |m| is_response(m, 200, "BYE", 3));

@@ -352,7 +352,15 @@ impl Engine {
             .registrar
             .as_ref()
             .map(|_| Instant::now() + std::time::Duration::from_secs(1));
-        [ring, self.tl.next_deadline(), upkeep]
+        // The media timeout is checked once a second too: otherwise an answered
+        // call's next timer can be 32 s away (Timer L/M), and a silent call
+        // outlives `media_timeout` by that much when no other event arrives.
+        let media = self
+            .media
+            .as_ref()
+            .filter(|a| a.timeout.is_some())
+            .map(|a| a.next_check.unwrap_or_else(Instant::now));
+        [ring, self.tl.next_deadline(), upkeep, media]
             .into_iter()
             .flatten()
             .min()

@@ -2379,3 +2379,39 @@ fn rtpengine_not_answering_gets_503_with_warning_and_retry_after() {
     assert!(h.sent_to(CALLEE).is_empty());
     assert_eq!(h.eng.call_count(), 0);
 }
+
+// ----- media timeout -----
+
+/// The runtime sleeps until `next_deadline`, so the once-a-second media check
+/// must be a deadline of its own: an established call's next transaction timer
+/// can be half a minute away, and a silent call would outlive `media_timeout`
+/// by that much when no SIP arrives (seen in tests/media_timeout.rs).
+#[test]
+fn media_timeout_check_is_a_deadline_of_its_own() {
+    use crate::media::{MediaConfig, MediaRelay};
+    let mut c = established();
+    let now = c.h.now;
+    let second = Duration::from_secs(1);
+    let far = c.h.eng.next_deadline();
+    assert!(
+        far.is_none_or(|t| t > now + second),
+        "the call's own timers are far off: {far:?}"
+    );
+    let relay = MediaRelay::new(MediaConfig::default()).expect("relay");
+    c.h.eng.enable_media(relay, Some(Duration::from_secs(2)));
+    assert!(
+        c.h.eng
+            .next_deadline()
+            .is_some_and(|t| t <= Instant::now().max(now)),
+        "the first media check is due at once"
+    );
+    c.h.eng.poll(now);
+    assert_eq!(c.h.eng.next_deadline(), Some(now + second));
+
+    // media_timeout = 0: no check, no extra deadline.
+    let mut c = established();
+    let far = c.h.eng.next_deadline();
+    let relay = MediaRelay::new(MediaConfig::default()).expect("relay");
+    c.h.eng.enable_media(relay, None);
+    assert_eq!(c.h.eng.next_deadline(), far);
+}

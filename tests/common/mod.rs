@@ -15,6 +15,8 @@
 
 #![allow(dead_code)]
 
+pub mod baresip;
+pub mod peer;
 pub mod ua;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -614,11 +616,114 @@ impl Sipveil {
     pub fn log_tail(&self, max_bytes: usize) -> String {
         tail_of_file(&self.log_path(self.starts), max_bytes)
     }
+
+    /// The whole log of the current run, ANSI colour codes removed (tracing
+    /// colours its fields even into a file).
+    pub fn log_text(&self) -> String {
+        let raw = fs::read(self.log_path(self.starts)).unwrap_or_default();
+        strip_ansi(&String::from_utf8_lossy(&raw))
+    }
+
+    /// Waits up to `limit` until the log (see `log_text`) holds `count` lines
+    /// containing `needle`; returns those lines (fewer at the deadline). The
+    /// log is written by a background thread, so a line may trail its event.
+    pub fn wait_log_lines(&self, needle: &str, count: usize, limit: Duration) -> Vec<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let lines: Vec<String> = self
+                .log_text()
+                .lines()
+                .filter(|l| l.contains(needle))
+                .map(str::to_string)
+                .collect();
+            if lines.len() >= count || Instant::now() >= deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for Sipveil {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// `text` without ANSI escape sequences (`ESC [ ... letter`).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The value of `key=value` in a tracing log line (a quoted value keeps its quotes).
+pub fn log_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let pat = format!("{key}=");
+    let mut from = 0;
+    while let Some(i) = line[from..].find(&pat) {
+        let start = from + i;
+        let glued = line[..start]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !glued {
+            let rest = &line[start + pat.len()..];
+            let end = if let Some(quoted) = rest.strip_prefix('"') {
+                quoted.find('"').map_or(rest.len(), |j| j + 2)
+            } else {
+                rest.find(char::is_whitespace).unwrap_or(rest.len())
+            };
+            return Some(&rest[..end]);
+        }
+        from = start + pat.len();
+    }
+    None
+}
+
+/// One "media released" line of sipveil's log: what the relay forwarded for
+/// one stream of one call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaReleased {
+    pub call: String,
+    pub stream: u64,
+    pub a_to_b_packets: u64,
+    /// UDP payload bytes (0 when the line predates the bytes fields).
+    pub a_to_b_bytes: u64,
+    pub b_to_a_packets: u64,
+    pub b_to_a_bytes: u64,
+    pub dropped: u64,
+}
+
+impl MediaReleased {
+    /// Parses a log line; `None` unless it is a "media released" line.
+    pub fn parse(line: &str) -> Option<MediaReleased> {
+        if !line.contains("media released") {
+            return None;
+        }
+        let num = |k: &str| log_field(line, k).and_then(|v| v.parse::<u64>().ok());
+        Some(MediaReleased {
+            call: log_field(line, "call")?.to_string(),
+            stream: num("stream")?,
+            a_to_b_packets: num("a_to_b_packets")?,
+            a_to_b_bytes: num("a_to_b_bytes").unwrap_or(0),
+            b_to_a_packets: num("b_to_a_packets")?,
+            b_to_a_bytes: num("b_to_a_bytes").unwrap_or(0),
+            dropped: num("dropped").unwrap_or(0),
+        })
     }
 }
 

@@ -330,7 +330,9 @@ impl Engine {
                             call = %call.uuid,
                             stream = s.stream,
                             a_to_b_packets = s.a_to_b.packets,
+                            a_to_b_bytes = s.a_to_b.bytes,
                             b_to_a_packets = s.b_to_a.packets,
+                            b_to_a_bytes = s.b_to_a.bytes,
                             dropped = s.dropped_source + s.dropped_unroutable,
                             "media released"
                         );
