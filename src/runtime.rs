@@ -256,7 +256,7 @@ async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
                     tracing::warn!(rtpengine = ?rc.media.rtpengine, "rtpengine does not answer yet ({e}); calls get 503 until it does")
                 }
             }
-            engine.enable_rtpengine(client);
+            engine.enable_rtpengine(client, &rc.media);
         }
     }
     if !records.is_empty() {

@@ -2364,12 +2364,10 @@ fn rtpengine_not_answering_gets_503_with_warning_and_retry_after() {
         .local_addr()
         .unwrap();
     let mut h = Harness::new();
-    h.eng
-        .enable_rtpengine(crate::media::rtpengine::NgClient::new(
-            dead,
-            Duration::from_millis(50),
-            1,
-        ));
+    h.eng.enable_rtpengine(
+        crate::media::rtpengine::NgClient::new(dead, Duration::from_millis(50), 1),
+        &crate::media::MediaConfig::default(),
+    );
     h.caller_sends(&caller_invite());
     let f = final_to_caller(&h);
     assert!(f.is_response(503), "{}", f.raw);

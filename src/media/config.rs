@@ -47,6 +47,12 @@ pub struct MediaConfig {
     pub rtpengine_timeout: Duration,
     /// How many times an ng command is sent before giving up.
     pub rtpengine_tries: u32,
+    /// The o= username written into anchored bodies (it can carry an inside
+    /// user or host name); `None` keeps the received one.
+    pub origin_username: Option<String>,
+    /// Keep ICE attributes in anchored bodies (they name the far side's
+    /// addresses: only for deployments that want ICE end to end).
+    pub pass_ice: bool,
 }
 
 impl Default for MediaConfig {
@@ -64,6 +70,8 @@ impl Default for MediaConfig {
             rtpengine: None,
             rtpengine_timeout: Duration::from_millis(500),
             rtpengine_tries: 3,
+            origin_username: Some("-".into()),
+            pass_ice: false,
         }
     }
 }
@@ -92,6 +100,10 @@ pub struct RawMedia {
     pub rtpengine_timeout_ms: u64,
     /// ng tries.
     pub rtpengine_tries: u32,
+    /// o= username; `""` keeps the received one.
+    pub origin_username: String,
+    /// Keep ICE attributes.
+    pub pass_ice: bool,
 }
 
 impl Default for RawMedia {
@@ -107,6 +119,8 @@ impl Default for RawMedia {
             rtpengine: None,
             rtpengine_timeout_ms: 500,
             rtpengine_tries: 3,
+            origin_username: "-".into(),
+            pass_ice: false,
         }
     }
 }
@@ -175,6 +189,12 @@ pub fn validate(raw: &RawMedia) -> Result<MediaConfig, Vec<(&'static str, String
             "[media] mode = \"rtpengine\" needs rtpengine = \"IP:PORT\"".to_string(),
         ));
     }
+    if !raw.origin_username.bytes().all(|b| b.is_ascii_graphic()) {
+        problems.push((
+            "origin_username",
+            "[media] origin_username must be one token without spaces (\"-\" by default, \"\" keeps the received one)".to_string(),
+        ));
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -190,6 +210,8 @@ pub fn validate(raw: &RawMedia) -> Result<MediaConfig, Vec<(&'static str, String
         rtpengine,
         rtpengine_timeout: Duration::from_millis(raw.rtpengine_timeout_ms.max(1)),
         rtpengine_tries: raw.rtpengine_tries,
+        origin_username: (!raw.origin_username.is_empty()).then(|| raw.origin_username.clone()),
+        pass_ice: raw.pass_ice,
     })
 }
 

@@ -18,6 +18,10 @@ use crate::sip::SipMessage;
 /// The media anchor and its settings, as the engine uses them.
 pub(crate) struct Anchor {
     pub(crate) backend: Backend,
+    /// `[media] origin_username` (None keeps the received one).
+    pub(crate) origin_username: Option<String>,
+    /// `[media] pass_ice`.
+    pub(crate) pass_ice: bool,
     pub(crate) timeout: Option<Duration>,
     pub(crate) next_check: Option<Instant>,
 }
@@ -76,17 +80,27 @@ pub(super) fn has_sdp(msg: &SipMessage) -> bool {
 impl Engine {
     /// Turns on media anchoring with a running relay.
     pub fn enable_media(&mut self, relay: MediaRelay, timeout: Option<Duration>) {
+        let cfg = relay.config();
         self.media = Some(Anchor {
+            origin_username: cfg.origin_username.clone(),
+            pass_ice: cfg.pass_ice,
             backend: Backend::Relay(relay),
             timeout,
             next_check: None,
         });
     }
 
-    /// Turns on media anchoring by an external rtpengine.
-    pub fn enable_rtpengine(&mut self, client: crate::media::rtpengine::NgClient) {
+    /// Turns on media anchoring by an external rtpengine (`cfg` gives the SDP
+    /// settings: o= username, ICE).
+    pub fn enable_rtpengine(
+        &mut self,
+        client: crate::media::rtpengine::NgClient,
+        cfg: &crate::media::MediaConfig,
+    ) {
         self.media = Some(Anchor {
-            backend: Backend::Rtpengine(NgAnchor::new(client)),
+            origin_username: cfg.origin_username.clone(),
+            pass_ice: cfg.pass_ice,
+            backend: Backend::Rtpengine(NgAnchor::new(client, cfg.pass_ice)),
             timeout: None,
             next_check: None,
         });
@@ -99,6 +113,16 @@ impl Engine {
 
     fn media_ip(&self, iface: usize) -> Option<IpAddr> {
         self.cfg.ifaces.get(iface).and_then(|i| i.media_ip())
+    }
+
+    /// A plan anchoring at `address` with the `[media]` SDP settings.
+    fn plan(&self, address: IpAddr) -> RewritePlan {
+        let mut plan = RewritePlan::new(address);
+        if let Some(a) = &self.media {
+            plan.origin_username = a.origin_username.clone();
+            plan.strip_ice = !a.pass_ice;
+        }
+        plan
     }
 
     /// Rewrites the SDP of `dst` (copied from `src`, which came from leg `from`)
@@ -177,7 +201,7 @@ impl Engine {
         };
         let to_ip = if to == Side::A { a_ip } else { b_ip };
         let uuid = call.uuid.clone();
-        let mut plan = RewritePlan::new(to_ip);
+        let mut plan = self.plan(to_ip);
         let mut streams = Vec::new();
         for t in sdp.media_targets() {
             if t.port == 0 {
@@ -286,7 +310,7 @@ impl Engine {
             // Every stream on hold or rejected: nothing to re-address.
             return Ok(body);
         };
-        let mut plan = RewritePlan::new(address);
+        let mut plan = self.plan(address);
         plan.media = targets
             .iter()
             .map(|t| MediaPlan {

@@ -27,6 +27,8 @@ const REPLACE: &[&str] = &["origin", "session-connection"];
 pub(crate) struct NgAnchor {
     client: NgClient,
     down_until: Option<Instant>,
+    /// The ng `ICE` option: `remove` unless `[media] pass_ice`.
+    ice: Option<&'static str>,
 }
 
 fn tag(s: Side) -> &'static str {
@@ -37,10 +39,11 @@ fn tag(s: Side) -> &'static str {
 }
 
 impl NgAnchor {
-    pub(crate) fn new(client: NgClient) -> NgAnchor {
+    pub(crate) fn new(client: NgClient, pass_ice: bool) -> NgAnchor {
         NgAnchor {
             client,
             down_until: None,
+            ice: (!pass_ice).then_some("remove"),
         }
     }
 
@@ -78,7 +81,7 @@ impl NgAnchor {
             to_tag: (role == SdpRole::Answer || confirmed).then_some(tag(answerer)),
             sdp: body,
             replace: REPLACE,
-            ice: Some("remove"),
+            ice: self.ice,
             direction: &direction,
             flags: &[],
             rtcp_mux: &[],
