@@ -15,6 +15,7 @@
 
 #![allow(dead_code)]
 
+pub mod call;
 pub mod ua;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -226,6 +227,9 @@ pub struct Interface {
     pub tcp: Option<SocketAddr>,
     pub advertise: Option<String>,
     pub trusted: bool,
+    /// More `key = value` lines for this `[[interface]]` (e.g.
+    /// `send_identity = false`), written as given.
+    pub options: Vec<String>,
 }
 
 impl Interface {
@@ -237,6 +241,7 @@ impl Interface {
             tcp: None,
             advertise: None,
             trusted: false,
+            options: Vec::new(),
         }
     }
 
@@ -255,6 +260,12 @@ impl Interface {
 
     pub fn trusted(mut self, trusted: bool) -> Interface {
         self.trusted = trusted;
+        self
+    }
+
+    /// Adds one `key = value` line to this interface's section.
+    pub fn option(mut self, line: &str) -> Interface {
+        self.options.push(line.to_string());
         self
     }
 }
@@ -319,6 +330,10 @@ pub fn config_toml(
             s.push_str(&format!("advertise = {}\n", toml_str(h)));
         }
         s.push_str(&format!("trusted = {}\n", i.trusted));
+        for line in &i.options {
+            s.push_str(line);
+            s.push('\n');
+        }
     }
     for r in routes {
         s.push_str("\n[[route]]\n");
