@@ -382,7 +382,8 @@ pub struct Dialog {
 }
 
 /// Sends `text` (an INVITE) from `caller`; the callee answers 200 with
-/// `answer_extra` header lines and an SDP answer; the caller ACKs. Panics
+/// `answer_extra` header lines (a `Contact:` there replaces the callee's own)
+/// and an SDP answer; the caller ACKs. Panics
 /// with sipveil's log on any missing step.
 pub fn answer_call(
     edge: &Edge,
@@ -395,7 +396,11 @@ pub fn answer_call(
     caller.send(text);
     let (b_invite, b_peer) = expect_invite(edge, callee);
     let answer = sdp(callee.local.ip(), &callee.local.ip().to_string(), 40002, "");
-    let mut extra = vec![format!("Contact: <sip:bob@{}>", callee.local)];
+    // The callee's own Contact unless the test gives one.
+    let mut extra = Vec::new();
+    if !answer_extra.iter().any(|h| h.starts_with("Contact:")) {
+        extra.push(format!("Contact: <sip:bob@{}>", callee.local));
+    }
     extra.extend(answer_extra.iter().map(|s| s.to_string()));
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let ok = response_text(&b_invite, 200, "OK", &unique("tt"), &extra, Some(&answer));
