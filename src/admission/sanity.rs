@@ -57,7 +57,9 @@ fn fault_of(msg: &SipMessage, cfg: &SanityConfig) -> Option<(u16, Cow<'static, s
         return Some((505, reason("Version Not Supported", msg.version())));
     }
     if let Err(e) = msg.validate() {
-        return Some((400, reason("Bad Request", &e.reason)));
+        if !repaired_by_normalization(msg) {
+            return Some((400, reason("Bad Request", &e.reason)));
+        }
     }
     if !msg.is_request() {
         return None;
@@ -88,6 +90,15 @@ fn fault_of(msg: &SipMessage, cfg: &SanityConfig) -> Option<(u16, Cow<'static, s
         ));
     }
     None
+}
+
+/// Whether a message that failed `validate` only for identical repeats of
+/// single-value headers (Call-ID, CSeq, From, To, Content-Length): normalization
+/// (`duplicate_headers`) merges those, and the engine validates again after it,
+/// so refusing here would make that fix unreachable. Rare, so the copy is fine.
+fn repaired_by_normalization(msg: &SipMessage) -> bool {
+    let mut copy = msg.clone();
+    crate::policy::normalize::dedupe_single(&mut copy).is_ok() && copy.validate().is_ok()
 }
 
 /// The verdict for bytes the parser refused: the parser's status (400, or 413
@@ -228,6 +239,24 @@ mod tests {
             "OPTIONS sip:b@example.test SIP/2.0\r\n{HEAD}Call-ID: x\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 300\r\n\r\n"
         ));
         assert!(code(&check(&m)).1.contains("Max-Forwards"));
+    }
+
+    /// Identical repeats pass (normalization merges them); differing ones are
+    /// 400 naming the header.
+    #[test]
+    fn identical_repeats_are_left_to_normalization() {
+        let m = parse(&format!(
+            "OPTIONS sip:b@example.test SIP/2.0\r\n{HEAD}Call-ID: x\r\nCall-ID: x\r\n\
+             CSeq: 1 OPTIONS\r\nCSeq: 1 OPTIONS\r\n\r\n"
+        ));
+        assert!(check(&m).is_pass());
+        let m = parse(&format!(
+            "OPTIONS sip:b@example.test SIP/2.0\r\n{HEAD}Call-ID: x\r\nCall-ID: y\r\n\
+             CSeq: 1 OPTIONS\r\n\r\n"
+        ));
+        let (c, r) = code(&check(&m));
+        assert_eq!(c, 400);
+        assert!(r.contains("Call-ID"), "{r}");
     }
 
     #[test]

@@ -242,6 +242,12 @@ pub struct Engine {
     policy: std::sync::Arc<crate::policy::PolicySet>,
     /// Digest verdicts for admission's brute-force defence (issue 7).
     auth_events: Vec<AuthEvent>,
+    /// A request after `in` rules changed its From or To. The transaction layer
+    /// and the caller's dialog get the request as it arrived, so every answer
+    /// echoes what the caller sent (RFC 3261 §8.2.6.2); what crosses is built
+    /// from this one. Set just before the request enters the transaction layer,
+    /// taken by `dispatch`.
+    ruled: Option<SipMessage>,
 }
 
 impl Engine {
@@ -263,6 +269,7 @@ impl Engine {
             media: None,
             policy: std::sync::Arc::default(),
             auth_events: Vec::new(),
+            ruled: None,
         }
     }
 
@@ -277,6 +284,20 @@ impl Engine {
         src: &SipMessage,
         dst: &mut SipMessage,
     ) {
+        self.cross_with(from_iface, to_iface, src, dst, |_| {});
+    }
+
+    /// `cross` with `between` run on `dst` after the headers are copied and before
+    /// the egress policy: identity headers written there are then seen by the
+    /// outbound number rules (which rewrite P-Asserted-Identity) and rules.
+    pub(super) fn cross_with(
+        &self,
+        from_iface: usize,
+        to_iface: usize,
+        src: &SipMessage,
+        dst: &mut SipMessage,
+        between: impl FnOnce(&mut SipMessage),
+    ) {
         let from = self
             .cfg
             .ifaces
@@ -290,6 +311,7 @@ impl Engine {
             .map(|i| i.name.as_str())
             .unwrap_or("");
         self.policy.crossing(from, to).copy_across(src, dst);
+        between(dst);
         if dst.is_request() {
             self.policy.rewrite_numbers(to, PolicyDirection::Out, dst);
         }
@@ -448,12 +470,19 @@ impl Engine {
             }
             return;
         }
+        let pre_rules = (msg.is_request()
+            && self.policy.has_rules(&iface_name, PolicyDirection::In))
+        .then(|| msg.clone());
         self.policy.apply_rules(
             &iface_name,
             PolicyDirection::In,
             &mut msg,
             Some(peer.addr.ip()),
         );
+        let pre_rules = pre_rules.filter(|p| {
+            p.header(HeaderName::From) != msg.header(HeaderName::From)
+                || p.header(HeaderName::To) != msg.header(HeaderName::To)
+        });
         // Admission's sanity layer has already answered malformed new requests;
         // these checks stay because normalization and the operator's inbound
         // rules have just edited the message, and in-dialog requests and
@@ -486,6 +515,14 @@ impl Engine {
             }
             stamp_via(&mut msg, &peer);
             let reply_to = response_peer(&msg, &peer);
+            let msg = match pre_rules {
+                Some(mut arrived) => {
+                    stamp_via(&mut arrived, &peer);
+                    self.ruled = Some(msg);
+                    arrived
+                }
+                None => msg,
+            };
             let incoming = self.tl.on_message(msg, reply_to, now);
             self.dispatch(incoming, &peer, now);
         } else {
@@ -544,10 +581,13 @@ impl Engine {
     }
 
     fn dispatch(&mut self, incoming: Incoming, peer: &Peer, now: Instant) {
+        // Answers echo the request as sent; the rule-applied one crosses.
+        let ruled = self.ruled.take();
         match incoming {
             Incoming::NewRequest { id, msg } => {
-                let msg = Rc::new(msg);
-                self.server_reqs.insert(id, msg.clone());
+                let arrived = Rc::new(msg);
+                self.server_reqs.insert(id, arrived.clone());
+                let msg = ruled.map(Rc::new).unwrap_or(arrived);
                 let to_tag = msg
                     .to_header()
                     .ok()

@@ -2413,3 +2413,59 @@ fn media_timeout_check_is_a_deadline_of_its_own() {
     c.h.eng.enable_media(relay, None);
     assert_eq!(c.h.eng.next_deadline(), far);
 }
+
+// ----- policy hooks around the crossing -----
+
+fn with_policy(cfg: EngineConfig, text: &str) -> Harness {
+    let mut h = Harness::with_config(cfg);
+    let names = vec!["access".to_string(), "core".to_string()];
+    let p = crate::policy::PolicySet::from_sources(&[("t.toml", text)], &names).unwrap();
+    h.eng.set_policy(std::sync::Arc::new(p));
+    h
+}
+
+/// An `in` rule rewriting From changes what crosses, not the caller's own
+/// dialog: the answers it gets echo its From as sent (RFC 3261 §8.2.6.2).
+#[test]
+fn in_rule_on_from_leaves_callers_dialog_alone() {
+    let mut h = with_policy(
+        config(),
+        "[[rule]]\ninterface = \"access\"\ndirection = \"in\"\n\
+         rewrite_user = { target = \"from\", pattern = '^alice$', replacement = \"alice.desk\" }\n",
+    );
+    let sent_from = format!("\"Alice\" <sip:alice@127.0.0.1:5070>;tag={A_TAG}");
+    let out = h.caller_sends(&caller_invite());
+    assert!(out[0].is_response(100));
+    assert_eq!(out[0].h(HeaderName::From), sent_from);
+    let inv = h.last_request_to(CALLEE, Method::Invite).clone();
+    assert_eq!(
+        inv.msg.from_header().unwrap().uri.raw,
+        "sip:alice.desk@127.0.0.20"
+    );
+    let ok = response(&inv.msg, 200, "OK", Some("btag1"), CALLEE_EXTRA, ANSWER);
+    h.callee_sends(&ok);
+    let a_ok = h.last_response_to(CALLER, 200);
+    assert_eq!(a_ok.h(HeaderName::From), sent_from);
+}
+
+/// Outbound number rules see the asserted identity written for the egress leg
+/// (README: `[[number]]` applies to every P-Asserted-Identity value).
+#[test]
+fn outbound_numbers_rewrite_asserted_identity() {
+    let mut cfg = config();
+    cfg.ifaces[0].trusted = true;
+    let mut h = with_policy(
+        cfg,
+        "[[number]]\ninterface = \"core\"\ndirection = \"out\"\n\
+         match = '^\\+49(\\d+)$'\nreplace = \"0$1\"\n",
+    );
+    h.caller_sends(&caller_invite_with(
+        &["P-Asserted-Identity: <sip:+4930999@example.test>"],
+        OFFER,
+    ));
+    let inv = h.last_request_to(CALLEE, Method::Invite);
+    assert_eq!(
+        inv.h(HeaderName::PAssertedIdentity),
+        "<sip:030999@example.test>"
+    );
+}

@@ -185,6 +185,12 @@ impl PolicySet {
         }
     }
 
+    /// Whether any manipulation rule is set for `iface` and `dir` (lets the engine
+    /// skip work on the common path without rules).
+    pub fn has_rules(&self, iface: &str, dir: Direction) -> bool {
+        self.index(iface).is_some_and(|i| self.rules.any(i, dir))
+    }
+
     /// Rewrites the user parts of request-URI, To, From and P-Asserted-Identity of a
     /// request by the `[[number]]` rules for `iface` and `dir` (first match wins per
     /// URI). Responses are left alone. Meant for dialog-creating and out-of-dialog

@@ -136,7 +136,9 @@ impl Normalize {
 }
 
 /// Drops identical repeats of single-value headers; differing repeats are refused.
-fn dedupe_single(msg: &mut SipMessage) -> Result<(), Reject> {
+/// Admission's sanity check uses it too, so that it does not refuse what this
+/// fix repairs.
+pub(crate) fn dedupe_single(msg: &mut SipMessage) -> Result<(), Reject> {
     for name in SINGLE {
         let mut lines = msg.header_lines(name);
         let Some(first) = lines.next() else { continue };

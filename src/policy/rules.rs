@@ -187,6 +187,13 @@ impl RuleTable {
         }
     }
 
+    /// Whether any rule is set for one interface and direction.
+    pub(crate) fn any(&self, iface: usize, dir: Direction) -> bool {
+        self.slots
+            .get(iface * 2 + dir.slot())
+            .is_some_and(|r| !r.is_empty())
+    }
+
     /// Runs the rules of one interface and direction over `msg`.
     pub(crate) fn apply(
         &self,

@@ -16,6 +16,7 @@
 #![allow(dead_code)]
 
 pub mod baresip;
+pub mod call;
 pub mod peer;
 pub mod ua;
 
@@ -228,6 +229,9 @@ pub struct Interface {
     pub tcp: Option<SocketAddr>,
     pub advertise: Option<String>,
     pub trusted: bool,
+    /// More `key = value` lines for this `[[interface]]` (e.g.
+    /// `send_identity = false`), written as given.
+    pub options: Vec<String>,
 }
 
 impl Interface {
@@ -239,6 +243,7 @@ impl Interface {
             tcp: None,
             advertise: None,
             trusted: false,
+            options: Vec::new(),
         }
     }
 
@@ -257,6 +262,12 @@ impl Interface {
 
     pub fn trusted(mut self, trusted: bool) -> Interface {
         self.trusted = trusted;
+        self
+    }
+
+    /// Adds one `key = value` line to this interface's section.
+    pub fn option(mut self, line: &str) -> Interface {
+        self.options.push(line.to_string());
         self
     }
 }
@@ -321,6 +332,10 @@ pub fn config_toml(
             s.push_str(&format!("advertise = {}\n", toml_str(h)));
         }
         s.push_str(&format!("trusted = {}\n", i.trusted));
+        for line in &i.options {
+            s.push_str(line);
+            s.push('\n');
+        }
     }
     for r in routes {
         s.push_str("\n[[route]]\n");

@@ -241,8 +241,9 @@ impl Engine {
         let a_tag = new_tag();
         if method != Method::Invite {
             let mut req = b.request(method.clone(), None, &egress, mf.saturating_sub(1));
-            self.cross(iface, route.egress, msg, &mut req);
-            let _ = apply_identity(&rewritten, &mut req, &crossing);
+            self.cross_with(iface, route.egress, msg, &mut req, |req| {
+                let _ = apply_identity(&rewritten, req, &crossing);
+            });
             self.send(
                 req,
                 first.peer,
@@ -262,18 +263,21 @@ impl Engine {
         for t in &targets {
             b.remote_target = t.ruri.clone();
             let mut req = b.request(method.clone(), Some(1), &egress, mf.saturating_sub(1));
-            self.cross(iface, route.egress, msg, &mut req);
-            let _ = apply_identity(&rewritten, &mut req, &crossing);
+            self.cross_with(iface, route.egress, msg, &mut req, |req| {
+                let _ = apply_identity(&rewritten, req, &crossing);
+            });
             requests.push(req);
         }
         b.remote_target = first.ruri.clone();
+        // The caller's dialog keeps its own From/To, as sent before `in` rules.
+        let echo = self.server_req(id).unwrap_or(msg);
         let a = Leg {
             iface,
             call_id: call_id.to_string(),
             local_tag: a_tag.clone(),
             remote_tag: from.tag().unwrap_or("").to_string(),
-            local_uri: strip_tag(msg.header(HeaderName::To).unwrap_or("")),
-            remote_uri: strip_tag(msg.header(HeaderName::From).unwrap_or("")),
+            local_uri: strip_tag(echo.header(HeaderName::To).unwrap_or("")),
+            remote_uri: strip_tag(echo.header(HeaderName::From).unwrap_or("")),
             local_cseq: 0,
             remote_cseq: cseq.seq,
             remote_target: contact_uri(msg).unwrap_or_default(),
