@@ -316,25 +316,47 @@ fn is_hold(sdp: &str) -> bool {
 }
 
 /// A re-INVITE with `c=IN IP4 0.0.0.0` (RFC 2543 hold) reaches the callee,
-/// through the media relay, still as hold, not as sipveil's relay address
-/// with media flowing; the un-hold afterwards reaches it as an active stream.
+/// through the media relay, still as hold, not as the caller's address with
+/// media flowing; the un-hold afterwards reaches it as an active stream. With
+/// `hold_zero_address` on (the default) the hold arrives in RFC 3264 form:
+/// sipveil's address and `a=sendonly`; switched off, as `c=0.0.0.0`.
 #[test]
 fn zero_address_hold_stays_hold() {
-    let edge = Edge::start("zero_address_hold_stays_hold", Net(35));
-    let mut caller = edge.caller();
-    let mut callee = edge.callee();
-    let text = Invite::new(&caller, "bob").text(&caller);
-    let mut d = answer_call(&edge, &mut caller, &mut callee, &text, &[]);
-    assert!(!is_hold(&d.b_invite.body), "{}", d.b_invite.raw);
+    for (net, fix) in [(35, true), (36, false)] {
+        let mut b = Edge::build("zero_address_hold_stays_hold", Net(net));
+        if !fix {
+            b = b.policy(
+                "10-normalize.toml",
+                "[normalize]\nhold_zero_address = false\n",
+            );
+        }
+        let edge = b.start();
+        let mut caller = edge.caller();
+        let mut callee = edge.callee();
+        let text = Invite::new(&caller, "bob").text(&caller);
+        let mut d = answer_call(&edge, &mut caller, &mut callee, &text, &[]);
+        assert!(!is_hold(&d.b_invite.body), "{}", d.b_invite.raw);
 
-    let ip = caller.local.ip();
-    let hold = sdp(ip, "0.0.0.0", 40000, "");
-    let re = d.reinvite(&edge, &mut caller, &mut callee, &hold);
-    assert!(is_hold(&re.body), "hold lost on the way:\n{}", re.raw);
-    assert!(!re.body.contains(&ip.to_string()), "{}", re.raw);
+        let ip = caller.local.ip();
+        let hold = sdp(ip, "0.0.0.0", 40000, "");
+        let re = d.reinvite(&edge, &mut caller, &mut callee, &hold);
+        assert!(is_hold(&re.body), "hold lost on the way:\n{}", re.raw);
+        assert!(!re.body.contains(&ip.to_string()), "{}", re.raw);
+        let zero = re.body.lines().any(|l| l.trim() == "c=IN IP4 0.0.0.0");
+        let sendonly = re.body.lines().any(|l| l.trim() == "a=sendonly");
+        if fix {
+            assert!(!zero && sendonly, "hold not in RFC 3264 form:\n{}", re.raw);
+        } else {
+            assert!(
+                zero && !sendonly,
+                "hold not carried as written:\n{}",
+                re.raw
+            );
+        }
 
-    let resume = sdp(ip, &ip.to_string(), 40000, "");
-    let re = d.reinvite(&edge, &mut caller, &mut callee, &resume);
-    assert!(!is_hold(&re.body), "still on hold:\n{}", re.raw);
-    d.hangup(&edge, &mut caller, &mut callee);
+        let resume = sdp(ip, &ip.to_string(), 40000, "");
+        let re = d.reinvite(&edge, &mut caller, &mut callee, &resume);
+        assert!(!is_hold(&re.body), "still on hold:\n{}", re.raw);
+        d.hangup(&edge, &mut caller, &mut callee);
+    }
 }

@@ -10,7 +10,7 @@
 //! | `content_length` | Content-Length set to the body's length (added when missing) |
 //! | `expires` | Expires header and Contact `expires` parameters reconciled, the Contact winning |
 //! | `require` | a request requiring an option tag sipveil does not support is answered 420 with Unsupported |
-//! | `hold_zero_address` | `c=0.0.0.0` in SDP understood as hold by [`Normalize::is_hold`] |
+//! | `hold_zero_address` | `c=0.0.0.0` in SDP understood as hold: passed on in RFC 3264 form when media is anchored (`dialog::engine::media`), and by [`Normalize::is_hold`] |
 
 use serde::Deserialize;
 

@@ -115,12 +115,25 @@ impl Engine {
         self.cfg.ifaces.get(iface).and_then(|i| i.media_ip())
     }
 
-    /// A plan anchoring at `address` with the `[media]` SDP settings.
-    fn plan(&self, address: IpAddr) -> RewritePlan {
+    /// A plan anchoring at `address` with the `[media]` SDP settings, for a
+    /// body that arrived on interface `from_iface`. Its `hold_zero_address`
+    /// normalization turns an RFC 2543 hold (`c=0.0.0.0`) into the RFC 3264
+    /// form (sipveil's address plus a direction attribute) that every peer
+    /// understands; switched off, the zero address is carried through as is.
+    fn plan(&self, address: IpAddr, from_iface: usize) -> RewritePlan {
         let mut plan = RewritePlan::new(address);
         if let Some(a) = &self.media {
             plan.origin_username = a.origin_username.clone();
             plan.strip_ice = !a.pass_ice;
+        }
+        let name = self
+            .cfg
+            .ifaces
+            .get(from_iface)
+            .map(|i| i.name.as_str())
+            .unwrap_or_default();
+        if self.policy.normalize(name).hold_zero_address {
+            plan.hold = crate::sdp::HoldMode::AsDirection;
         }
         plan
     }
@@ -201,7 +214,7 @@ impl Engine {
         };
         let to_ip = if to == Side::A { a_ip } else { b_ip };
         let uuid = call.uuid.clone();
-        let mut plan = self.plan(to_ip);
+        let mut plan = self.plan(to_ip, call.leg(from).iface);
         let mut streams = Vec::new();
         for t in sdp.media_targets() {
             if t.port == 0 {
@@ -288,6 +301,7 @@ impl Engine {
             _ => Vec::new(),
         };
         let uuid = call.uuid.clone();
+        let from_iface = call.leg(from).iface;
         let confirmed = call.state == State::Confirmed;
         let Some(Anchor {
             backend: Backend::Rtpengine(ng),
@@ -310,7 +324,7 @@ impl Engine {
             // Every stream on hold or rejected: nothing to re-address.
             return Ok(body);
         };
-        let mut plan = self.plan(address);
+        let mut plan = self.plan(address, from_iface);
         plan.media = targets
             .iter()
             .map(|t| MediaPlan {
