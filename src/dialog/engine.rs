@@ -318,6 +318,41 @@ impl Engine {
         self.policy.apply_rules(to, PolicyDirection::Out, dst, None);
     }
 
+    /// `cross` for a response: besides the allowed headers, the callee's
+    /// asserted identity (connected party, RFC 3325 §9.1) crosses when it came
+    /// from a trusted side, under the same Privacy and interface rules as a
+    /// request's; an untrusted callee's identity headers are dropped.
+    pub(super) fn cross_response(
+        &self,
+        from_iface: usize,
+        to_iface: usize,
+        src: &SipMessage,
+        dst: &mut SipMessage,
+    ) {
+        let (Some(from), Some(to)) = (
+            self.cfg.ifaces.get(from_iface),
+            self.cfg.ifaces.get(to_iface),
+        ) else {
+            return self.cross(from_iface, to_iface, src, dst);
+        };
+        let crossing = crate::policy::identity::Crossing {
+            from_trusted: from.trusted,
+            to_trusted: to.trusted,
+            authenticated: None,
+            domain: None,
+            send_identity: to.send_identity,
+            identity_header: to.identity_header,
+            media_anchored: self.media_anchored(),
+        };
+        self.cross_with(from_iface, to_iface, src, dst, |dst| {
+            // A response cannot be refused: an unmet critical privacy only
+            // means no identity is sent (apply writes nothing then).
+            if let Err(e) = crate::policy::identity::apply(src, dst, &crossing) {
+                tracing::debug!("identity withheld from a response: {}", e.0);
+            }
+        });
+    }
+
     /// Swaps in a newly loaded boundary policy. Messages already handled keep what
     /// the old one did; every later message sees the new one (reload never
     /// touches calls or registrations).

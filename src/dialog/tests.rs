@@ -2469,3 +2469,67 @@ fn outbound_numbers_rewrite_asserted_identity() {
         "<sip:030999@example.test>"
     );
 }
+
+// ----- identity in responses -----
+
+/// A trusted callee's asserted identity (the connected party) reaches the
+/// caller as P-Asserted-Identity; with `Privacy: id` in the answer it does not.
+#[test]
+fn trusted_callees_identity_crosses_in_responses_unless_private() {
+    for (privacy, crosses) in [(None, true), (Some("Privacy: id"), false)] {
+        let mut h = Harness::new();
+        h.caller_sends(&caller_invite());
+        let b_invite = h.last_request_to(CALLEE, Method::Invite).clone();
+        let mut extra: Vec<&str> = CALLEE_EXTRA.to_vec();
+        extra.push("P-Asserted-Identity: <sip:+4930555@core.example>");
+        extra.extend(privacy);
+        h.callee_sends(&response(
+            &b_invite.msg,
+            200,
+            "OK",
+            Some("bt1"),
+            &extra,
+            ANSWER,
+        ));
+        let ok = h.last_response_to(CALLER, 200);
+        let pai = ok.msg.header(HeaderName::PAssertedIdentity);
+        if crosses {
+            assert_eq!(pai, Some("<sip:+4930555@core.example>"), "{}", ok.raw);
+        } else {
+            assert!(pai.is_none(), "{}", ok.raw);
+        }
+        assert!(ok.msg.header(HeaderName::Privacy).is_none(), "{}", ok.raw);
+    }
+}
+
+/// An untrusted callee's identity headers are never believed.
+#[test]
+fn untrusted_callees_identity_is_dropped_from_responses() {
+    let mut cfg = config();
+    cfg.ifaces[1].trusted = false;
+    let mut h = Harness::with_config(cfg);
+    h.caller_sends(&caller_invite());
+    let b_invite = h.last_request_to(CALLEE, Method::Invite).clone();
+    let mut extra: Vec<&str> = CALLEE_EXTRA.to_vec();
+    extra.push("P-Asserted-Identity: <sip:forged@core.example>");
+    extra.push("Remote-Party-ID: <sip:forged@core.example>;party=called");
+    h.callee_sends(&response(
+        &b_invite.msg,
+        200,
+        "OK",
+        Some("bt1"),
+        &extra,
+        ANSWER,
+    ));
+    let ok = h.last_response_to(CALLER, 200);
+    assert!(
+        ok.msg.header(HeaderName::PAssertedIdentity).is_none(),
+        "{}",
+        ok.raw
+    );
+    assert!(
+        ok.msg.header(HeaderName::RemotePartyId).is_none(),
+        "{}",
+        ok.raw
+    );
+}

@@ -136,6 +136,12 @@ pub fn apply(src: &SipMessage, dst: &mut SipMessage, c: &Crossing<'_>) -> Result
         c.send_identity && !wants_id_hidden
     };
     if send && !ids.is_empty() {
+        // A response asserts the connected (called) party, a request the caller.
+        let party = if dst.is_request() {
+            "calling"
+        } else {
+            "called"
+        };
         let rpid_privacy = if wants_id_hidden { "full" } else { "off" };
         for id in &ids {
             if matches!(
@@ -150,7 +156,7 @@ pub fn apply(src: &SipMessage, dst: &mut SipMessage, c: &Crossing<'_>) -> Result
             ) {
                 dst.push(
                     HeaderName::RemotePartyId,
-                    &format!("{id};party=calling;screen=yes;privacy={rpid_privacy}"),
+                    &format!("{id};party={party};screen=yes;privacy={rpid_privacy}"),
                 );
             }
         }

@@ -123,7 +123,13 @@ impl Normalize {
                 msg.replace(HeaderName::ContentLength, &len.to_string());
             }
         }
-        if self.expires {
+        // Contact `;expires` means something only in REGISTER (RFC 3261
+        // §10.2.1); an INVITE's Expires header is the offer's lifetime.
+        let register = msg.method() == Some(&crate::sip::Method::Register)
+            || msg
+                .cseq()
+                .is_ok_and(|c| c.method == crate::sip::Method::Register);
+        if self.expires && register {
             reconcile_expires(msg);
         }
         Ok(())

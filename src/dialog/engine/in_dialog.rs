@@ -338,7 +338,7 @@ impl Engine {
             }
         }
         match ifaces {
-            Some((from, to)) => self.cross(from, to, msg, &mut r),
+            Some((from, to)) => self.cross_response(from, to, msg, &mut r),
             None => crate::dialog::crossing::copy_across(msg, &mut r),
         }
         let role = SdpRole::of_response(self.server_req(server).is_some_and(media::has_sdp));

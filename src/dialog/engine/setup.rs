@@ -624,7 +624,7 @@ impl Engine {
             }
         }
         let (from, to) = (call.b.iface, call.a.iface);
-        self.cross(from, to, msg, &mut r);
+        self.cross_response(from, to, msg, &mut r);
         let role = SdpRole::of_response(media::has_sdp(req));
         if let Err(e) = self.anchor_body(call_no, Side::B, role, msg, &mut r) {
             tracing::warn!("SDP in a {code} not relayed: {e}");
