@@ -2533,3 +2533,49 @@ fn untrusted_callees_identity_is_dropped_from_responses() {
         ok.raw
     );
 }
+
+// ----- REFER -----
+
+/// An in-dialog REFER crosses with its transfer target and referrer; the
+/// 202 and the NOTIFY with the sipfrag progress come back across.
+#[test]
+fn refer_crosses_with_refer_to_and_notify_comes_back() {
+    let mut c = established();
+    let refer = c.a.request(
+        "REFER",
+        &[
+            "Refer-To: <sip:carol@example.test?Replaces=x%40y%3Bto-tag%3D1%3Bfrom-tag%3D2>",
+            "Referred-By: <sip:alice@example.test>",
+        ],
+        "",
+    );
+    let out = c.h.caller_sends(&refer);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    let b_refer = &out[0];
+    assert!(b_refer.is_request(&Method::Refer));
+    assert_eq!(
+        b_refer.header_named("Refer-To"),
+        Some("<sip:carol@example.test>")
+    );
+    assert_eq!(
+        b_refer.header_named("Referred-By"),
+        Some("<sip:alice@example.test>")
+    );
+    let out =
+        c.h.callee_sends(&response(&b_refer.msg, 202, "Accepted", None, &[], ""));
+    assert!(out.iter().any(|s| s.is_response(202)), "{out:#?}");
+    let notify = c.b.request(
+        "NOTIFY",
+        &[
+            "Event: refer",
+            "Subscription-State: terminated;reason=noresource",
+            "Content-Type: message/sipfrag",
+        ],
+        "SIP/2.0 200 OK\r\n",
+    );
+    let out = c.h.callee_sends(&notify);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert!(out[0].is_request(&Method::Notify));
+    assert_eq!(out[0].header_named("Event"), Some("refer"));
+    assert_eq!(out[0].body(), b"SIP/2.0 200 OK\r\n");
+}

@@ -217,6 +217,9 @@ impl Engine {
         call.leg_mut(other).local_cseq = new_cseq;
         let from_iface = call.leg(side).iface;
         self.cross(from_iface, target_leg.iface, msg, &mut req);
+        if method == Method::Refer {
+            copy_refer_headers(msg, &mut req);
+        }
         let role = if matches!(method, Method::Invite | Method::Update) {
             SdpRole::Offer
         } else {
@@ -350,4 +353,74 @@ impl Engine {
     }
 
     // ----- bookkeeping -----
+}
+
+/// A REFER relayed on the other leg keeps its transfer target (Refer-To, at
+/// most one, RFC 3515 §2.4.1) and Referred-By, which the header allow-list
+/// never copies. A `Replaces` embedded in Refer-To names a dialog on the
+/// referrer's side that the referee cannot reach through sipveil; it is
+/// removed, so an attended transfer becomes a blind one to the same target
+/// instead of failing or leaking that dialog's Call-ID and tags.
+fn copy_refer_headers(src: &SipMessage, dst: &mut SipMessage) {
+    if let Some(to) = src.header(HeaderName::ReferTo) {
+        dst.push(HeaderName::ReferTo, &strip_replaces(to));
+    }
+    if let Some(by) = src.header(HeaderName::ReferredBy) {
+        dst.push(HeaderName::ReferredBy, by);
+    }
+}
+
+/// `<sip:c@host?Replaces=...&X=y>` without the `Replaces` URI header.
+fn strip_replaces(refer_to: &str) -> String {
+    let Some(q) = refer_to.find('?') else {
+        return refer_to.to_string();
+    };
+    let end = refer_to[q..].find('>').map_or(refer_to.len(), |i| q + i);
+    let (head, tail) = (&refer_to[..q], &refer_to[end..]);
+    let kept: Vec<&str> = refer_to[q + 1..end]
+        .split('&')
+        .filter(|h| {
+            !h.is_empty()
+                && !h
+                    .split('=')
+                    .next()
+                    .is_some_and(|n| n.eq_ignore_ascii_case("replaces"))
+        })
+        .collect();
+    if refer_to[q + 1..end].split('&').any(|h| {
+        h.split('=')
+            .next()
+            .is_some_and(|n| n.eq_ignore_ascii_case("replaces"))
+    }) {
+        tracing::info!(
+            "REFER: Replaces removed from Refer-To (attended transfer relayed as blind)"
+        );
+    }
+    if kept.is_empty() {
+        format!("{head}{tail}")
+    } else {
+        format!("{head}?{}{tail}", kept.join("&"))
+    }
+}
+
+#[cfg(test)]
+mod refer_tests {
+    use super::strip_replaces;
+
+    #[test]
+    fn replaces_is_removed_from_refer_to() {
+        assert_eq!(
+            strip_replaces("<sip:carol@example.test>"),
+            "<sip:carol@example.test>"
+        );
+        assert_eq!(
+            strip_replaces("<sip:carol@example.test?Replaces=abc%40h%3Bto-tag%3D1%3Bfrom-tag%3D2>"),
+            "<sip:carol@example.test>"
+        );
+        assert_eq!(
+            strip_replaces("<sip:carol@example.test?X-A=1&replaces=abc&X-B=2>;p=1"),
+            "<sip:carol@example.test?X-A=1&X-B=2>;p=1"
+        );
+        assert_eq!(strip_replaces("sip:x@y?"), "sip:x@y");
+    }
 }
