@@ -1,6 +1,8 @@
 //! The tokio shell around the sans-IO core: owns sockets, clock and store, feeds
 //! parsed messages and timer ticks to the engine, and carries out its outputs.
 
+mod reload;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +36,8 @@ pub struct RuntimeConfig {
     pub policy: Arc<PolicySet>,
     /// `[policy] dir`, read again on SIGHUP.
     pub policy_dir: PathBuf,
+    /// The config file, read again on SIGHUP (`None`: built in code, no reload).
+    pub config_path: Option<PathBuf>,
     /// `[media]`: relay, passthrough or rtpengine.
     pub media: crate::media::MediaConfig,
     /// `[admission]`: the pipeline in front of the core, and TCP bounds.
@@ -188,7 +192,7 @@ async fn next_hangup(h: &mut Hangup) {
     std::future::pending::<()>().await
 }
 
-async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
+async fn serve(mut rc: RuntimeConfig) -> anyhow::Result<()> {
     let store = Arc::new(SledStore::open(&rc.data_dir)?);
     // Issue 4: node secret and subscribers, and the admin socket through which
     // `sipveil subscriber ...` reaches this process while it holds the store.
@@ -205,7 +209,7 @@ async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
     let (tx, mut rx) = mpsc::channel::<Inbound>(16 * 1024);
     // Issue 7: admission in front of the core; it also counts TCP refusals.
     let mut admission = Admission::new(&rc.admission, &rc.admission_ifaces);
-    let trusted: Vec<bool> = rc.engine.ifaces.iter().map(|i| i.trusted).collect();
+    let mut trusted: Vec<bool> = rc.engine.ifaces.iter().map(|i| i.trusted).collect();
     let sender = Sender::start_with(
         &rc.listen,
         rc.limits,
@@ -228,7 +232,7 @@ async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
     let mut policy = rc.policy.clone();
     tracing::info!("policy: {}", policy.summary());
     let mut hup = hangups();
-    let mut engine = Engine::new(rc.engine);
+    let mut engine = Engine::new(rc.engine.clone());
     engine.set_policy(policy.clone());
     match rc.media.mode {
         crate::media::MediaMode::Relay => {
@@ -316,6 +320,24 @@ async fn serve(rc: RuntimeConfig) -> anyhow::Result<()> {
                 break;
             }
             _ = next_hangup(&mut hup) => {
+                if let Some(next) = rc
+                    .config_path
+                    .as_deref()
+                    .and_then(|path| reload::reload_config(path, &rc))
+                {
+                    if reload::admission_changed(&rc, &next) {
+                        admission = Admission::with_metrics(
+                            &next.admission,
+                            &next.admission_ifaces,
+                            admission.metrics(),
+                        );
+                        tracing::info!("admission limits reloaded (bans and counters start over)");
+                    }
+                    trusted = next.engine.ifaces.iter().map(|i| i.trusted).collect();
+                    engine.reconfigure(next.engine.clone(), next.registrar.clone());
+                    tracing::info!("config reloaded from {}", next.config_path.as_deref().unwrap_or(Path::new("?")).display());
+                    rc = RuntimeConfig { policy: policy.clone(), ..next };
+                }
                 let next = reload_policy(&policy, &rc.policy_dir, &iface_names);
                 if !Arc::ptr_eq(&next, &policy) {
                     engine.set_policy(next.clone());
@@ -495,6 +517,7 @@ pub fn from_config(cfg: &crate::config::Config) -> anyhow::Result<RuntimeConfig>
     Ok(RuntimeConfig {
         policy: Arc::new(policy),
         policy_dir: cfg.policy.dir.clone(),
+        config_path: cfg.path.clone(),
         media: cfg.media.clone(),
         admission: cfg.admission.clone(),
         admission_ifaces: IfacePolicy::from_config(cfg),

@@ -41,7 +41,16 @@ impl Admission {
     /// Builds the stack from the settings and the per-interface policies
     /// (in `[[interface]]` order, the index being `Admit::iface`).
     pub fn new(cfg: &AdmissionConfig, ifaces: &[IfacePolicy]) -> Admission {
-        let m = Arc::new(AdmissionMetrics::default());
+        Admission::with_metrics(cfg, ifaces, Arc::new(AdmissionMetrics::default()))
+    }
+
+    /// A pipeline that counts into existing metrics (a config reload keeps the
+    /// counters the transport and the admin endpoint already hold).
+    pub fn with_metrics(
+        cfg: &AdmissionConfig,
+        ifaces: &[IfacePolicy],
+        m: Arc<AdmissionMetrics>,
+    ) -> Admission {
         let lps = cfg.log_lines_per_sec;
         let cap = cfg.max_sources;
         let stack = ServiceBuilder::new()

@@ -353,6 +353,20 @@ impl Engine {
         });
     }
 
+    /// Takes over a reloaded config (SIGHUP): routes, interface options, ring
+    /// timeout and call bound at once, the registrar's settings too. The
+    /// caller has checked that nothing a restart must change differs (same
+    /// interfaces in the same order, same timers, same registrar domain).
+    pub fn reconfigure(&mut self, cfg: EngineConfig, registrar: Option<RegistrarConfig>) {
+        self.cfg = cfg;
+        if let (Some(reg), Some(next)) = (self.registrar.as_mut(), registrar) {
+            if reg.cfg.nonce_ttl != next.nonce_ttl {
+                reg.digest = reg.auth.digest_auth().with_nonce_ttl(next.nonce_ttl);
+            }
+            reg.cfg = next;
+        }
+    }
+
     /// Swaps in a newly loaded boundary policy. Messages already handled keep what
     /// the old one did; every later message sees the new one (reload never
     /// touches calls or registrations).
