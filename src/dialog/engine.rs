@@ -240,6 +240,9 @@ pub struct Engine {
     policy: std::sync::Arc<crate::policy::PolicySet>,
     /// Digest verdicts for admission's brute-force defence (issue 7).
     auth_events: Vec<AuthEvent>,
+    /// When the registrar's upkeep wants the next `poll`: a second after the
+    /// last one, on the caller's clock (the core never reads the clock itself).
+    upkeep_due: Option<Instant>,
 }
 
 impl Engine {
@@ -261,6 +264,7 @@ impl Engine {
             media: None,
             policy: std::sync::Arc::default(),
             auth_events: Vec::new(),
+            upkeep_due: None,
         }
     }
 
@@ -345,11 +349,11 @@ impl Engine {
     /// The earliest time [`Engine::poll`] has work to do.
     pub fn next_deadline(&self) -> Option<Instant> {
         let ring = self.ring_timers.keys().next().map(|(t, _)| *t);
-        // The registrar expires bindings on the second: look at least once a second.
-        let upkeep = self
-            .registrar
-            .as_ref()
-            .map(|_| Instant::now() + std::time::Duration::from_secs(1));
+        // The registrar expires bindings on the second: look at least once a
+        // second, counted from the last poll on the caller's clock (reading
+        // `Instant::now()` here gave a driver with a fake clock ahead of the real
+        // one a deadline in its past forever).
+        let upkeep = self.registrar.as_ref().and(self.upkeep_due);
         [ring, self.tl.next_deadline(), upkeep]
             .into_iter()
             .flatten()
@@ -495,6 +499,7 @@ impl Engine {
         }
         if self.registrar.is_some() {
             self.registrar_upkeep(now);
+            self.upkeep_due = Some(now + Duration::from_secs(1));
         }
         if self.media.is_some() {
             self.media_upkeep(now);
