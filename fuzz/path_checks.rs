@@ -116,10 +116,7 @@ dir = "/nonexistent/sipveil-fuzz-policies"
 
 /// The shipped example policies, for setups with bit 2.
 const EXAMPLES: &[(&str, &str)] = &[
-    (
-        "e164.toml",
-        include_str!("../policies/examples/e164.toml"),
-    ),
+    ("e164.toml", include_str!("../policies/examples/e164.toml")),
     (
         "headers.toml",
         include_str!("../policies/examples/headers.toml"),
@@ -294,7 +291,10 @@ pub fn run(data: &[u8]) -> Trace {
     } else {
         w.rc.policy.clone()
     });
-    let mut reg = w.rc.registrar.clone().expect("the fuzz config has a registrar");
+    let mut reg =
+        w.rc.registrar
+            .clone()
+            .expect("the fuzz config has a registrar");
     if flags & 8 != 0 {
         reg.nat_keepalive = Some(Duration::from_secs(20));
     }
@@ -438,10 +438,7 @@ impl Driver {
         let n = self.trace.delivered;
         assert!(calls <= n, "{calls} calls after {n} datagrams");
         let txs = self.engine.transaction_count();
-        assert!(
-            txs <= 16 * n,
-            "{txs} transactions after {n} datagrams"
-        );
+        assert!(txs <= 16 * n, "{txs} transactions after {n} datagrams");
     }
 
     /// Admission's stateless answer (sent to the packet's source).
@@ -564,7 +561,10 @@ fn field(m: &SipMessage, k: u8) -> Option<String> {
             .next()
             .and_then(Result::ok)
             .map(|c| c.uri.raw.to_string()),
-        b'b' => m.top_via().ok().and_then(|v| v.branch().map(str::to_string)),
+        b'b' => m
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch().map(str::to_string)),
         b'f' => m
             .from_header()
             .ok()

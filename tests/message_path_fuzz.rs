@@ -69,7 +69,10 @@ fn seed_call_flows_reach_the_core() {
 
     let t = seed("register-then-call-from-core");
     assert!(t.sent_to(caller, "SIP/2.0 401 "), "{t:#?}");
-    assert!(t.sent_to(caller, "SIP/2.0 200 "), "REGISTER with $A: {t:#?}");
+    assert!(
+        t.sent_to(caller, "SIP/2.0 200 "),
+        "REGISTER with $A: {t:#?}"
+    );
     assert!(t.sent_to(caller, "INVITE sip:alice@"), "{t:#?}");
     assert!(t.sent_to(callee, "BYE "), "{t:#?}");
 
