@@ -59,10 +59,14 @@ pub fn rewrite(data: &[u8]) {
     let (mut kept, mut received) = (untouched(&out, as_direction), untouched(body, as_direction));
     if let (Some(k), Some(r)) = (kept.last_mut(), received.last_mut()) {
         if !r.ends_with(b"\n") {
-            *k = k
-                .strip_suffix(b"\r\n")
-                .or(k.strip_suffix(b"\n"))
-                .unwrap_or(k);
+            // A last line ending in a bare CR is completed with just the LF.
+            *k = if r.ends_with(b"\r") {
+                k.strip_suffix(b"\n").unwrap_or(k)
+            } else {
+                k.strip_suffix(b"\r\n")
+                    .or(k.strip_suffix(b"\n"))
+                    .unwrap_or(k)
+            };
         }
     }
     assert_eq!(kept, received, "other lines kept in order");

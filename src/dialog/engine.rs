@@ -248,6 +248,9 @@ pub struct Engine {
     /// from this one. Set just before the request enters the transaction layer,
     /// taken by `dispatch`.
     ruled: Option<SipMessage>,
+    /// When the registrar's upkeep wants the next `poll`: a second after the
+    /// last one, on the caller's clock (the core never reads the clock itself).
+    upkeep_due: Option<Instant>,
 }
 
 impl Engine {
@@ -270,6 +273,7 @@ impl Engine {
             policy: std::sync::Arc::default(),
             auth_events: Vec::new(),
             ruled: None,
+            upkeep_due: None,
         }
     }
 
@@ -418,11 +422,11 @@ impl Engine {
     /// The earliest time [`Engine::poll`] has work to do.
     pub fn next_deadline(&self) -> Option<Instant> {
         let ring = self.ring_timers.keys().next().map(|(t, _)| *t);
-        // The registrar expires bindings on the second: look at least once a second.
-        let upkeep = self
-            .registrar
-            .as_ref()
-            .map(|_| Instant::now() + std::time::Duration::from_secs(1));
+        // The registrar expires bindings on the second: look at least once a
+        // second, counted from the last poll on the caller's clock (reading
+        // `Instant::now()` here gave a driver with a fake clock ahead of the real
+        // one a deadline in its past forever).
+        let upkeep = self.registrar.as_ref().and(self.upkeep_due);
         // The media timeout is checked once a second too: otherwise an answered
         // call's next timer can be 32 s away (Timer L/M), and a silent call
         // outlives `media_timeout` by that much when no other event arrives.
@@ -597,6 +601,7 @@ impl Engine {
         }
         if self.registrar.is_some() {
             self.registrar_upkeep(now);
+            self.upkeep_due = Some(now + Duration::from_secs(1));
         }
         if self.media.is_some() {
             self.media_upkeep(now);

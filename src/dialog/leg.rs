@@ -162,6 +162,10 @@ impl Leg {
         if is_target_refresh(&method) {
             m.push(HeaderName::Contact, &iface.contact(transport));
         }
+        // Every request carries Content-Length (RFC 3261 §20.14: mandatory over
+        // TCP, where the peer frames by it); `set_body` replaces it with the
+        // body's length.
+        m.push(HeaderName::ContentLength, "0");
         m
     }
 

@@ -1034,6 +1034,23 @@ fn route_miss_gets_404() {
     assert!(out.is_empty(), "{out:#?}");
 }
 
+/// Fuzz finding (`fuzz/regressions/message_path/invite-without-contact-...`):
+/// an INVITE without a usable Contact left the A leg without a remote target,
+/// and the BYE sipveil later sent the caller had an empty request-URI.
+#[test]
+fn invite_without_contact_gets_400() {
+    for contact in ["", "Contact: <bad uri>\r\n"] {
+        let mut h = Harness::new();
+        let invite = caller_invite().replace("Contact: <sip:alice@127.0.0.1:5070>\r\n", contact);
+        h.caller_sends(&invite);
+        let f = final_to_caller(&h);
+        assert!(f.is_response(400), "{}", f.raw);
+        assert!(f.raw.contains("Contact"), "{}", f.raw);
+        assert!(h.sent_to(CALLEE).is_empty());
+        assert_eq!(h.eng.call_count(), 0);
+    }
+}
+
 #[test]
 fn max_forwards_zero_gets_483() {
     let mut h = Harness::new();

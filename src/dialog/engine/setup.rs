@@ -135,6 +135,12 @@ impl Engine {
         let Ok(cseq) = msg.cseq() else {
             return self.reply(id, 400, "Bad Request (CSeq)", now);
         };
+        // The caller's Contact is the A leg's remote target (RFC 3261 §8.1.1.8:
+        // an INVITE MUST carry one): without it, a BYE toward the caller would
+        // have no request-URI.
+        if method == Method::Invite && contact_uri(msg).is_none() {
+            return self.reply(id, 400, "Bad Request (missing or invalid Contact)", now);
+        }
         let mut ruser = user_of(&ruri);
         let mut from_user = user_of(&from.uri);
         let mut to_user = user_of(&to.uri);
