@@ -344,8 +344,12 @@ impl<'a> Ctx<'a> {
         {
             return Edit::Keep;
         }
+        // The name as the parser read it: up to a `:` (a direction attribute
+        // takes no value, but one written with a value is still a direction).
+        let text = sdp.text(line).get(2..).unwrap_or_default();
+        let name = text.split(|&b| b == b':').next().unwrap_or_default();
         let written = Direction::from_attribute(
-            std::str::from_utf8(sdp.text(line).get(2..).unwrap_or_default()).unwrap_or_default(),
+            &std::str::from_utf8(name).unwrap_or_default().to_ascii_lowercase(),
         );
         match written {
             Some(d) if d.without_recv() != d => {
