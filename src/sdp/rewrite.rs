@@ -168,8 +168,11 @@ impl Sdp {
             }
             // Received lines keep their ending; an added line is last only if it
             // follows the last received line, whose missing newline it inherits.
+            // A line that ended the body in a bare CR is completed with just the
+            // LF (not a second CR), so it reads back as the same line.
             let ending = match (n + 1 == count, added, ending.is_empty()) {
                 (true, true, _) => last_ending,
+                (false, _, true) if out.last() == Some(&b'\r') => &b"\n"[..],
                 (false, _, true) => self.eol_near(self.lines.len()),
                 _ => ending,
             };
