@@ -113,6 +113,27 @@ impl WorkerLink {
     }
 }
 
+/// Binds side A's pair, then side B's, with `bind(alloc, side, ip)`; when B
+/// fails, A's pair is closed and handed back, so nothing leaks.
+fn bind_both(
+    alloc: &mut PortAllocator,
+    ips: [IpAddr; 2],
+    now: Instant,
+    mut bind: impl FnMut(&mut PortAllocator, usize, IpAddr) -> io::Result<BoundPair>,
+) -> Result<(BoundPair, BoundPair), MediaError> {
+    let [a_ip, b_ip] = ips;
+    let a = bind(alloc, 0, a_ip).map_err(|source| MediaError::Ports { ip: a_ip, source })?;
+    match bind(alloc, 1, b_ip) {
+        Ok(b) => Ok((a, b)),
+        Err(source) => {
+            let port = a.port;
+            drop(a);
+            alloc.give_back(a_ip, port, now);
+            Err(MediaError::Ports { ip: b_ip, source })
+        }
+    }
+}
+
 impl MediaRelay {
     /// Starts `cfg.workers` forwarding threads.
     pub fn new(cfg: MediaConfig) -> Result<MediaRelay, MediaError> {
@@ -186,17 +207,9 @@ impl MediaRelay {
         if held - usize::from(exists) >= self.inner.cfg.max_streams_per_call {
             return Err(MediaError::TooManyStreams(call_id.to_string()));
         }
-        let a = bind_pair(&mut st.ports, a_ip, now)
-            .map_err(|source| MediaError::Ports { ip: a_ip, source })?;
-        let b = match bind_pair(&mut st.ports, b_ip, now) {
-            Ok(b) => b,
-            Err(source) => {
-                drop(a.rtp);
-                drop(a.rtcp);
-                st.ports.give_back(a_ip, a.port, now);
-                return Err(MediaError::Ports { ip: b_ip, source });
-            }
-        };
+        let (a, b) = bind_both(&mut st.ports, [a_ip, b_ip], now, |alloc, _, ip| {
+            bind_pair(alloc, ip, now)
+        })?;
         let ports = StreamPorts {
             a_rtp: a.port,
             a_rtcp: a.port + 1,
@@ -227,17 +240,10 @@ impl MediaRelay {
         {
             return Ok(());
         }
-        let a = bind_exact(&mut st.ports, a_ip, ports.a_rtp, now)
-            .map_err(|source| MediaError::Ports { ip: a_ip, source })?;
-        let b = match bind_exact(&mut st.ports, b_ip, ports.b_rtp, now) {
-            Ok(b) => b,
-            Err(source) => {
-                drop(a.rtp);
-                drop(a.rtcp);
-                st.ports.give_back(a_ip, a.port, now);
-                return Err(MediaError::Ports { ip: b_ip, source });
-            }
-        };
+        let (a, b) = bind_both(&mut st.ports, [a_ip, b_ip], now, |alloc, side, ip| {
+            let port = if side == 0 { ports.a_rtp } else { ports.b_rtp };
+            bind_exact(alloc, ip, port, now)
+        })?;
         self.install(st, call_id, stream, (a_ip, a), (b_ip, b), ports, now);
         Ok(())
     }

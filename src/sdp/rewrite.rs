@@ -352,7 +352,9 @@ impl<'a> Ctx<'a> {
         let text = sdp.text(line).get(2..).unwrap_or_default();
         let name = text.split(|&b| b == b':').next().unwrap_or_default();
         let written = Direction::from_attribute(
-            &std::str::from_utf8(name).unwrap_or_default().to_ascii_lowercase(),
+            &std::str::from_utf8(name)
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
         );
         match written {
             Some(d) if d.without_recv() != d => {
