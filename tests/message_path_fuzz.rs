@@ -6,22 +6,12 @@
 
 use std::path::Path;
 
+#[path = "common/inputs.rs"]
+mod inputs;
+use inputs::files;
+
 #[path = "../fuzz/path_checks.rs"]
 mod path_checks;
-
-fn files(dir: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<_> = entries
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-        .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
-        .collect();
-    out.sort();
-    out
-}
 
 fn seed(name: &str) -> path_checks::Trace {
     let path = format!("fuzz/corpus/message_path/{name}");

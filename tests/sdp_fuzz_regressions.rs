@@ -3,24 +3,12 @@
 //! fixture under every plan through the target's invariant checks
 //! (`fuzz/sdp_checks.rs`), so they hold without installing cargo-fuzz.
 
-use std::path::Path;
+#[path = "common/inputs.rs"]
+mod inputs;
+use inputs::files;
 
 #[path = "../fuzz/sdp_checks.rs"]
 mod sdp_checks;
-
-fn files(dir: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<_> = entries
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-        .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
-        .collect();
-    out.sort();
-    out
-}
 
 #[test]
 fn corpus_and_regressions_hold_the_invariants() {
