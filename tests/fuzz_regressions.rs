@@ -28,7 +28,7 @@ fn parse_datagram_regressions() {
 
 #[test]
 fn stream_framer_regressions() {
-    for (name, data) in some("fuzz/regressions/stream_framer") {
+    for (name, data) in files("fuzz/regressions/stream_framer") {
         eprintln!("{name}");
         checks::stream(&data);
     }
