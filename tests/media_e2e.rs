@@ -497,6 +497,20 @@ fn rtpengine_mode_anchors_the_call_at_rtpengine() {
     callee.respond(&bye, core_from, "200 OK", "callee-tag-2", None);
     caller.expect("200 to the BYE", |m| is_response(m, 200, "BYE", 3));
     std::thread::sleep(Duration::from_millis(200));
+    // The delete reached rtpengine (started with --delete-delay=0): it no
+    // longer forwards on the call's ports.
+    drain_count(&callee_rtp);
+    for seq in 0..5 {
+        caller_rtp
+            .send_to(&rtp_packet(900 + seq, 0x6666_6666), rtp_a)
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        drain_count(&callee_rtp),
+        0,
+        "rtpengine still forwards after the BYE"
+    );
     let log = sbc.log_tail(20_000);
     assert!(!log.contains("rtpengine delete"), "{log}");
     assert!(

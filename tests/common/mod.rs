@@ -1921,6 +1921,8 @@ impl Rtpengine {
                 &format!("--port-min={}", ports.0),
                 &format!("--port-max={}", ports.1),
                 "--log-level=4",
+                // A deleted call frees its ports at once (tests check that).
+                "--delete-delay=0",
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

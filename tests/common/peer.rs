@@ -3,7 +3,7 @@
 //! dialog, SDP that names a chosen address and checks of the SDP sipveil sends,
 //! and RTP/RTCP-shaped packets.
 
-use super::ua::{param, split_list, uri_of, SipMsg};
+use super::ua::{param, recv_sip, split_list, uri_of, SipMsg};
 use super::Sipveil;
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -49,25 +49,7 @@ impl Peer {
 
     /// The next SIP message within `limit`, retransmissions included.
     pub fn next_any(&mut self, limit: Duration) -> Option<(SipMsg, SocketAddr)> {
-        let deadline = Instant::now() + limit;
-        let mut buf = vec![0u8; 65536];
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            self.sock.set_read_timeout(Some(left)).ok()?;
-            match self.sock.recv_from(&mut buf) {
-                Ok((n, from)) => {
-                    if let Some(m) = SipMsg::parse(&buf[..n]) {
-                        return Some((m, from));
-                    }
-                }
-                // Timeouts end in the check above; ICMP errors from earlier
-                // sends are not messages.
-                Err(_) => continue,
-            }
-        }
+        recv_sip(&self.sock, limit)
     }
 
     /// The next new SIP message within `limit`, or `None`; duplicates are skipped.

@@ -565,32 +565,7 @@ impl Ua {
     }
 
     fn recv_socket(&self, limit: Duration) -> Option<(SipMsg, SocketAddr)> {
-        let deadline = Instant::now() + limit;
-        let mut buf = vec![0u8; 65536];
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            self.sock.set_read_timeout(Some(left)).ok()?;
-            match self.sock.recv_from(&mut buf) {
-                Ok((n, from)) => {
-                    if let Some(m) = SipMsg::parse(&buf[..n]) {
-                        return Some((m, from));
-                    }
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return None
-                }
-                // ICMP errors from earlier sends: keep listening.
-                Err(_) => continue,
-            }
-        }
+        recv_sip(&self.sock, limit)
     }
 
     /// Sends a non-INVITE request and waits for its final response (same
@@ -746,6 +721,37 @@ impl Ua {
                 self.send(&ack);
             }
             return Some(m);
+        }
+    }
+}
+
+/// The next datagram on `sock` within `limit` that parses as SIP, with its
+/// source; `None` at the deadline. ICMP errors from earlier sends and
+/// non-SIP datagrams are skipped.
+pub fn recv_sip(sock: &UdpSocket, limit: Duration) -> Option<(SipMsg, SocketAddr)> {
+    let deadline = Instant::now() + limit;
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        sock.set_read_timeout(Some(left)).ok()?;
+        match sock.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                if let Some(m) = buf.get(..n).and_then(SipMsg::parse) {
+                    return Some((m, from));
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return None
+            }
+            Err(_) => continue,
         }
     }
 }
